@@ -1,0 +1,124 @@
+# KoruDelta build. `make run` and `make test` install missing Debian packages first
+# (scripts/deps.sh), then build. Targets:
+#   all        library (static + shared), kdelta, korudelta.pc
+#   run        guided demo of history, time travel and diff on the default database
+#   test       every test (unit, black-box, crash loop); ends with "N passed, N failed"
+#   asan       the test suite under ASan+UBSan (separate build tree build-asan/)
+#   valgrind   unit tests under valgrind
+#   bench      benchmarks against SQLite; writes build/bench.json
+#   test-crash longer kill -9 loop
+#   install    PREFIX=/usr/local (DESTDIR honoured)
+
+BUILD   ?= build
+CC      ?= cc
+PREFIX  ?= /usr/local
+OPT     ?= -O2 -g
+SANFLAGS ?=
+CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC $(OPT) $(SANFLAGS) \
+              -Iinclude -Isrc -I$(BUILD)/blake3 $(shell pkg-config --cflags libsodium 2>/dev/null)
+LDLIBS  = $(shell pkg-config --libs libsodium 2>/dev/null) -lpthread -lm
+
+BLAKE3_DIR := $(firstword $(wildcard /usr/share/cargo/registry/blake3-*/c))
+BLAKE3_C   := blake3.c blake3_dispatch.c blake3_portable.c
+BLAKE3_S   := blake3_sse2_x86-64_unix.S blake3_sse41_x86-64_unix.S \
+              blake3_avx2_x86-64_unix.S blake3_avx512_x86-64_unix.S
+BLAKE3_OBJ := $(addprefix $(BUILD)/blake3/,$(BLAKE3_C:.c=.o) $(BLAKE3_S:.S=.o))
+
+LIB_SRC := $(sort $(wildcard src/os/*.c src/base/*.c src/json/*.c src/crypto/*.c \
+                             src/log/*.c src/store/*.c src/db/*.c))
+LIB_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BLAKE3_OBJ)
+CLI_SRC := $(sort $(wildcard src/cli/*.c))
+CLI_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(CLI_SRC))
+HDRS    := $(wildcard include/*.h src/*/*.h)
+
+UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+
+.PHONY: all deps deps-test deps-bench run test asan valgrind bench test-crash install clean examples
+
+all: $(BUILD)/libkorudelta.a $(BUILD)/libkorudelta.so $(BUILD)/kdelta $(BUILD)/korudelta.pc
+
+deps:
+	@scripts/deps.sh build
+deps-test:
+	@scripts/deps.sh test
+deps-bench:
+	@scripts/deps.sh bench
+
+# BLAKE3's official C sources come from Debian's librust-blake3-dev at build time.
+$(BUILD)/blake3/.stamp:
+	@if [ -z "$(BLAKE3_DIR)" ]; then echo "BLAKE3 sources missing: run scripts/deps.sh" >&2; exit 1; fi
+	@mkdir -p $(BUILD)/blake3
+	cp $(BLAKE3_DIR)/*.c $(BLAKE3_DIR)/*.h $(BLAKE3_DIR)/*.S $(BUILD)/blake3/
+	@touch $@
+$(BUILD)/blake3/%.o: $(BUILD)/blake3/.stamp
+	$(CC) -O3 -fPIC $(SANFLAGS) -c $(BUILD)/blake3/$(basename $(notdir $@)).$(if $(filter %_unix.o,$@),S,c) -o $@
+
+$(BUILD)/obj/%.o: src/%.c $(HDRS) $(BUILD)/blake3/.stamp
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -c $< -o $@
+
+$(BUILD)/libkorudelta.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+$(BUILD)/libkorudelta.so: $(LIB_OBJ)
+	$(CC) -shared -o $@ $^ $(SANFLAGS) $(LDLIBS)
+$(BUILD)/kdelta: $(CLI_OBJ) $(BUILD)/libkorudelta.a
+	$(CC) $(SANFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libkorudelta.a $(LDLIBS)
+
+$(BUILD)/korudelta.pc: Makefile
+	@mkdir -p $(BUILD)
+	@printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: korudelta\nDescription: time-aware embedded JSON database\nVersion: 0.1.0\nRequires.private: libsodium\nLibs: -L$${libdir} -lkorudelta\nLibs.private: -lpthread -lm\nCflags: -I$${includedir}\n' '$(PREFIX)' > $@
+
+# ---- tests ------------------------------------------------------------------------
+$(BUILD)/tests/test_json: LDEXTRA = $(shell pkg-config --libs jansson 2>/dev/null)
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/t.h $(BUILD)/libkorudelta.a $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -Wno-unused-function -o $@ $< $(BUILD)/libkorudelta.a $(LDEXTRA) $(LDLIBS)
+
+$(BUILD)/examples/%: examples/%.c $(BUILD)/libkorudelta.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -o $@ $< $(BUILD)/libkorudelta.a $(LDLIBS)
+EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
+examples: $(EXAMPLES)
+
+test: deps-test
+	@$(MAKE) --no-print-directory all $(UNIT_BIN) examples
+	@BUILD=$(BUILD) tests/run.sh
+
+test-crash: deps-test
+	@$(MAKE) --no-print-directory all
+	@KD_CRASH_ROUNDS=200 BUILD=$(BUILD) tests/cli/crash_kill9.sh
+
+asan:
+	@scripts/deps.sh test
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	   SANFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all" all \
+	   $(patsubst $(BUILD)/%,build-asan/%,$(UNIT_BIN)) \
+	   $(patsubst $(BUILD)/%,build-asan/%,$(EXAMPLES))
+	@ASAN_OPTIONS=detect_leaks=1 BUILD=build-asan tests/run.sh
+
+valgrind: deps-test
+	@$(MAKE) --no-print-directory all $(UNIT_BIN)
+	@BUILD=$(BUILD) KD_VALGRIND=1 tests/run.sh
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/demo.sh $(BUILD)/kdelta
+
+bench: deps-bench
+	@$(MAKE) --no-print-directory all $(BUILD)/bench
+	@BUILD=$(BUILD) bench/run.sh
+$(BUILD)/bench: bench/bench.c $(BUILD)/libkorudelta.a
+	$(CC) $(CFLAGS_BASE) -O2 -o $@ $< $(BUILD)/libkorudelta.a -lsqlite3 $(LDLIBS)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
+	install -m 644 include/korudelta.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(BUILD)/libkorudelta.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/libkorudelta.so $(DESTDIR)$(PREFIX)/lib/
+	install -m 644 $(BUILD)/korudelta.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	install -m 755 $(BUILD)/kdelta $(DESTDIR)$(PREFIX)/bin/
+
+clean:
+	rm -rf build build-asan

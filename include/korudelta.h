@@ -1,0 +1,292 @@
+/*
+** korudelta.h — the public C API of KoruDelta, a time-aware embedded database.
+**
+** Every write is kept. A record is addressed as namespace/key and holds a JSON value;
+** each committed write creates an immutable version with a database-wide sequence number
+** (seq), a content-addressed version id, a hybrid-logical-clock timestamp and a link to
+** the previous version. Readers can ask for the current value, the value as of any time,
+** the history of a key and the diff between two versions.
+**
+** Conventions
+**   - Every call returns an int status code (KD_OK on success). On failure,
+**     kd_errmsg() returns a one-line explanation for the calling thread.
+**   - Results come back through out-parameters. Strings and arrays the library
+**     returns are owned by the caller and released with the free function named in
+**     each comment (kd_free, kd_entry_clear, kd_entries_free, ...).
+**   - JSON values go in as UTF-8 text and come out in canonical form: objects with
+**     sorted keys, no insignificant whitespace, integral numbers within int64 written
+**     as integers.
+**   - A kd_db handle is thread-safe. Readers never wait for an fsync; concurrent
+**     durable writers share fsyncs (group commit).
+**   - Timestamps are microseconds since the Unix epoch (UTC).
+**   - The library never aborts or exits, and keeps no global mutable state besides the
+**     per-thread error message.
+*/
+#ifndef KORUDELTA_H
+#define KORUDELTA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define KD_VERSION_STRING "0.1.0"
+
+/* Status codes. */
+#define KD_OK        0   /* success */
+#define KD_ERROR     1   /* generic failure */
+#define KD_NOTFOUND  2   /* no such key, version, or value at that time */
+#define KD_CONFLICT  3   /* a write condition failed (if-version / if-absent) */
+#define KD_CORRUPT   4   /* bytes on disk failed a checksum or are malformed */
+#define KD_IOERR     5   /* the operating system reported an I/O error */
+#define KD_NOMEM     6   /* out of memory */
+#define KD_INVALID   7   /* bad argument: name, JSON, time, option */
+#define KD_BUSY      8   /* the database is locked by another process */
+#define KD_TOOBIG    9   /* value larger than the configured maximum */
+#define KD_FORMAT    10  /* database written by a newer, unsupported format version */
+#define KD_READONLY  11  /* handle refuses writes (after a failed fsync, or opened read-only) */
+#define KD_FULL      12  /* disk full (ENOSPC) */
+#define KD_AMBIGUOUS 13  /* a version-id prefix matches more than one version */
+#define KD_DONE      14  /* an iterator has no more items right now */
+
+typedef struct kd_db kd_db;
+
+/* Returns a static English name for a status code ("not found", ...). */
+const char *kd_strerror(int rc);
+
+/* The message for the most recent failing call made by this thread (the db argument
+** may be NULL, e.g. after kd_open failed). Valid until the thread's next kd_* call. */
+const char *kd_errmsg(const kd_db *db);
+
+/* ------------------------------------------------------------------------------------ */
+/* Opening and closing                                                                   */
+
+typedef enum kd_sync_mode {
+    KD_SYNC_FULL = 0,   /* acknowledge a write only once it is on disk (default) */
+    KD_SYNC_NORMAL = 1, /* acknowledge at once; fsync at most every 100 ms */
+    KD_SYNC_OFF = 2     /* never fsync explicitly; the OS writes back when it likes */
+} kd_sync_mode;
+
+typedef struct kd_options {
+    kd_sync_mode sync;        /* default KD_SYNC_FULL */
+    size_t cache_bytes;       /* value cache budget; default 64 MiB; 0 disables caching */
+    size_t max_value_bytes;   /* largest canonical value accepted; default 16 MiB */
+    size_t segment_bytes;     /* log segment size before rotation; default 64 MiB */
+    int create_if_missing;    /* create the directory if absent; default 1 */
+    int read_only;            /* open without the write lock; writes fail KD_READONLY */
+    struct kd_vfs *vfs;       /* storage backend; NULL = the operating system */
+} kd_options;
+
+/* Fills *opt with the defaults above. */
+void kd_options_init(kd_options *opt);
+
+/* Opens (and if allowed creates) the database directory at path. On success *out is a
+** handle to release with kd_close. Errors: KD_BUSY (another process holds the write
+** lock; the message names its pid), KD_CORRUPT (mid-log corruption, with its offset),
+** KD_FORMAT (newer format), KD_IOERR, KD_NOMEM, KD_INVALID. A torn tail left by a crash
+** is cut off silently (logged at warn level). */
+int kd_open(const char *path, const kd_options *opt, kd_db **out);
+
+/* Syncs, writes a checkpoint, releases the lock and frees the handle. Returns the first
+** error met while doing so; the handle is freed in every case. NULL is a no-op. */
+int kd_close(kd_db *db);
+
+/* Writes a checkpoint of the index now, so that the next open replays less log. */
+int kd_checkpoint(kd_db *db);
+
+/* Flushes and fsyncs everything written so far (useful in KD_SYNC_NORMAL/OFF). */
+int kd_sync(kd_db *db);
+
+/* ------------------------------------------------------------------------------------ */
+/* Versions                                                                              */
+
+enum { KD_CHANGE_INSERT = 1, KD_CHANGE_UPDATE = 2, KD_CHANGE_DELETE = 3 };
+
+/* One version of one key. Strings are NUL-terminated and owned by the entry: release
+** them with kd_entry_clear (the struct itself may live on the stack). */
+typedef struct kd_entry {
+    char *ns;                     /* namespace */
+    char *key;
+    uint64_t seq;                 /* database-wide sequence number, from 1 */
+    int64_t timestamp;            /* commit time, microseconds since the epoch */
+    uint8_t version_id[32];
+    uint8_t value_hash[32];       /* all zero for a tombstone */
+    uint8_t previous_version[32]; /* valid when has_previous */
+    int has_previous;
+    int deleted;                  /* 1 for a tombstone */
+    int change;                   /* KD_CHANGE_* */
+    char *value;                  /* canonical JSON; NULL for tombstones or when not requested */
+    size_t value_len;
+} kd_entry;
+
+void kd_entry_clear(kd_entry *e);
+void kd_entries_free(kd_entry *entries, size_t n);
+void kd_free(void *p);
+
+/* ------------------------------------------------------------------------------------ */
+/* Writes                                                                                */
+
+/* Optional condition for kd_put. */
+typedef struct kd_put_cond {
+    int if_absent;          /* succeed only if the key has no live version */
+    const char *if_version; /* succeed only if the current version's id starts with this
+                               hex prefix (>= 8 digits); NULL = no condition */
+} kd_put_cond;
+
+/* Stores json (len bytes of UTF-8 JSON text; any JSON value, null included) under
+** ns/key. cond may be NULL. On success *out (if not NULL) describes the new version,
+** without its value. Errors: KD_INVALID (bad name or JSON; nothing written),
+** KD_TOOBIG, KD_CONFLICT (condition failed; the message names the current version),
+** KD_IOERR/KD_FULL/KD_READONLY. */
+int kd_put(kd_db *db, const char *ns, const char *key, const char *json, size_t len,
+           const kd_put_cond *cond, kd_entry *out);
+
+/* Writes a tombstone for ns/key. KD_NOTFOUND (nothing written) if the key has no live
+** version. *out, if not NULL, describes the tombstone. */
+int kd_delete(kd_db *db, const char *ns, const char *key, kd_entry *out);
+
+/* Atomic batches: many puts and deletes across namespaces, committed with one fsync and
+** one timestamp. Each key may appear once. A batch with any failing item is refused
+** whole and nothing is written. */
+typedef struct kd_batch kd_batch;
+kd_batch *kd_batch_new(void);                       /* NULL when out of memory */
+int kd_batch_put(kd_batch *b, const char *ns, const char *key, const char *json, size_t len);
+int kd_batch_delete(kd_batch *b, const char *ns, const char *key);
+size_t kd_batch_count(const kd_batch *b);
+/* Commits b. first_seq/last_seq (may be NULL) receive the seqs it was given. On failure
+** the message names the failing item (by 1-based position). b stays owned by the caller. */
+int kd_batch_commit(kd_db *db, kd_batch *b, uint64_t *first_seq, uint64_t *last_seq);
+void kd_batch_free(kd_batch *b);
+
+/* ------------------------------------------------------------------------------------ */
+/* Reads                                                                                 */
+
+/* The current value of ns/key into *out (value included). KD_NOTFOUND when the key never
+** existed or is deleted; for a deleted key *out still describes the tombstone
+** (out->deleted = 1), so callers can say when it was deleted. */
+int kd_get(kd_db *db, const char *ns, const char *key, kd_entry *out);
+
+/* The latest version of ns/key with timestamp <= ts (inclusive). KD_NOTFOUND when there is
+** none or it is a tombstone (then *out describes the tombstone, as for kd_get). */
+int kd_get_at(kd_db *db, const char *ns, const char *key, int64_t ts, kd_entry *out);
+
+/* Turns a time specification into a timestamp: RFC 3339 with any offset and fraction
+** (digits below a microsecond are truncated), "@UNIX[.frac]", "5m"/"2h"/"3d"/"30s"/"1w"
+** (that long ago), "now", or a version id (a unique hex prefix of at least 8 digits,
+** meaning its commit time). Errors: KD_INVALID, KD_NOTFOUND (unknown id),
+** KD_AMBIGUOUS. db may be NULL when no version id is expected. */
+int kd_parse_time(kd_db *db, const char *spec, int64_t *ts);
+
+/* Finds a version of ns/key from a spec: a plain integer of fewer than 8 digits is an
+** index (0 = oldest; negative counts from the newest, -1 = latest), a hex string of
+** 8..64 digits is a version-id prefix (of this key), anything else a time spec (the
+** version current at that time, tombstones included). Value included. */
+int kd_resolve_version(kd_db *db, const char *ns, const char *key, const char *spec,
+                       kd_entry *out);
+
+/* Versions of ns/key, oldest first, skipping `offset` and returning at most `limit`
+** (0 = no limit). *total receives the number of versions. Values are included when
+** with_values. Release *out with kd_entries_free(*out, *n). KD_NOTFOUND if the key has
+** never existed. */
+int kd_history(kd_db *db, const char *ns, const char *key, size_t offset, size_t limit,
+               int with_values, kd_entry **out, size_t *n, size_t *total);
+
+/* Diff between two versions of ns/key. from/to are kd_resolve_version specs; NULL means
+** the defaults: the second-newest and the newest version. When the key has a single
+** version and from is NULL, the diff starts from nothing. *patch receives an RFC 6902
+** JSON Patch (canonical JSON text, release with kd_free) naming only what changed, down
+** to nested fields and array elements. from_out/to_out (may be NULL) describe the two
+** versions (from_out->seq == 0 when diffing from nothing). */
+int kd_diff(kd_db *db, const char *ns, const char *key, const char *from, const char *to,
+            kd_entry *from_out, kd_entry *to_out, char **patch);
+
+/* RFC 6902 patch turning JSON text a into b (either may be NULL = absent). */
+int kd_json_diff(const char *a, size_t alen, const char *b, size_t blen, char **patch);
+
+/* ------------------------------------------------------------------------------------ */
+/* Listings, stats, integrity                                                            */
+
+typedef struct kd_ns_info {
+    char *name;
+    uint64_t keys;      /* live keys */
+    uint64_t versions;  /* all versions, tombstones included */
+} kd_ns_info;
+
+/* Namespaces with at least one live key, sorted by name. System namespaces (starting
+** with '_') only when include_system. Release with kd_ns_list_free. */
+int kd_list_namespaces(kd_db *db, int include_system, kd_ns_info **out, size_t *n);
+void kd_ns_list_free(kd_ns_info *list, size_t n);
+
+/* Live keys of ns in byte order, those greater than `after` (NULL = from the start),
+** at most `limit` (0 = all). Release with kd_keys_free. */
+int kd_list_keys(kd_db *db, const char *ns, const char *after, size_t limit, char ***keys,
+                 size_t *n);
+void kd_keys_free(char **keys, size_t n);
+
+typedef struct kd_stats {
+    uint64_t namespaces;   /* namespaces with live keys (system ones excluded) */
+    uint64_t keys;         /* live keys (system namespaces excluded) */
+    uint64_t versions;     /* all versions in the database, tombstones included */
+    uint64_t seq;          /* last committed seq */
+    uint64_t values;       /* distinct stored values */
+    uint64_t disk_bytes;   /* bytes in log segments and checkpoint */
+    uint64_t segments;
+    uint64_t cache_bytes;  /* bytes held by the value cache */
+    uint64_t cache_hits, cache_misses;
+    uint64_t fsyncs;
+} kd_stats;
+int kd_stats_get(kd_db *db, kd_stats *st);
+
+typedef struct kd_check_report {
+    int ok;                  /* 1 when nothing is wrong */
+    uint64_t records;        /* log records verified */
+    uint64_t versions;
+    uint64_t values;
+    uint64_t segments;
+    uint64_t errors;
+    char first_error[512];   /* where and what, e.g. "segment 1 offset 4096: checksum mismatch" */
+} kd_check_report;
+
+/* Verifies every record checksum in the log and that the index agrees with it; with deep,
+** also re-hashes every value and version header. KD_OK when the check ran (report->ok
+** says whether the database is sound). */
+int kd_check(kd_db *db, int deep, kd_check_report *report);
+
+/* Checks a database directory without opening it for writing, including one that
+** kd_open refuses as corrupt. */
+int kd_check_path(const char *path, int deep, kd_check_report *report);
+
+/* ------------------------------------------------------------------------------------ */
+/* Change feed                                                                           */
+
+typedef struct kd_feed kd_feed;
+
+/* Iterates committed versions with seq > since, in seq order, including ones committed
+** after the feed was opened. */
+int kd_feed_open(kd_db *db, uint64_t since, kd_feed **out);
+/* Next version into *out (value included, change type set). KD_DONE when caught up. */
+int kd_feed_next(kd_feed *f, kd_entry *out);
+void kd_feed_close(kd_feed *f);
+
+/* ------------------------------------------------------------------------------------ */
+/* Helpers                                                                               */
+
+/* 64 lowercase hex digits + NUL. */
+void kd_hex(const uint8_t id[32], char out[65]);
+/* RFC 3339 UTC with exactly six fraction digits and 'Z' + NUL (27 bytes + NUL). */
+void kd_format_time(int64_t ts, char out[32]);
+/* Validation of names, as kd_put applies it (system names refused unless allow_system). */
+int kd_valid_namespace(const char *ns, int allow_system);
+int kd_valid_key(const char *key);
+/* Canonical form of JSON text (*out released with kd_free). KD_INVALID with a position
+** in the message for bad JSON. */
+int kd_json_canonical(const char *json, size_t len, char **out, size_t *out_len);
+/* Pretty form (two-space indent, sorted keys) of JSON text. */
+int kd_json_pretty(const char *json, size_t len, char **out, size_t *out_len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* KORUDELTA_H */

@@ -1,0 +1,84 @@
+/*
+** base.h — the internal foundation shared by every layer above the OS: allocator hooks,
+** growable byte buffers, the per-thread error message, small helpers.
+**
+** May call: the C library only. Every allocation in the library goes through kd__malloc
+** and friends, so tests can fail the Nth allocation (kd__alloc_fail_at).
+** Internal names shared across files start with kd__ (libuv style); static ones don't.
+*/
+#ifndef KD_BASE_H
+#define KD_BASE_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "korudelta.h"
+
+/* ---- allocation ---------------------------------------------------------------- */
+void *kd__malloc(size_t n);
+void *kd__calloc(size_t n, size_t size);
+void *kd__realloc(void *p, size_t n);
+void kd__free(void *p);
+char *kd__strdup(const char *s);
+char *kd__strndup(const char *s, size_t n);
+/* Test hook: make the Nth allocation from now on fail (0 = never). Process-wide, for
+** the out-of-memory tests only. */
+void kd__alloc_fail_at(uint64_t n);
+
+/* ---- growable buffer ------------------------------------------------------------ */
+/* A byte buffer that is always NUL-terminated when p != NULL. Once an allocation fails
+** the buffer sets `oom` and ignores further appends, so callers check once at the end. */
+typedef struct kd_buf {
+    char *p;
+    size_t len;
+    size_t cap;
+    int oom;
+} kd_buf;
+
+#define KD_BUF_INIT {NULL, 0, 0, 0}
+int kd__buf_reserve(kd_buf *b, size_t extra);          /* KD_OK or KD_NOMEM */
+void kd__buf_append(kd_buf *b, const void *p, size_t n);
+void kd__buf_puts(kd_buf *b, const char *s);
+void kd__buf_putc(kd_buf *b, char c);
+void kd__buf_printf(kd_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void kd__buf_put_u8(kd_buf *b, uint8_t v);
+void kd__buf_put_u16(kd_buf *b, uint16_t v);           /* little-endian */
+void kd__buf_put_u32(kd_buf *b, uint32_t v);
+void kd__buf_put_u64(kd_buf *b, uint64_t v);
+void kd__buf_reset(kd_buf *b);                         /* len = 0, keeps memory */
+void kd__buf_free(kd_buf *b);
+/* Hands the bytes to the caller (NUL-terminated, free with kd__free); buffer is reset. */
+char *kd__buf_take(kd_buf *b, size_t *len);
+
+/* ---- little-endian decoding ------------------------------------------------------ */
+static inline uint16_t kd__get_u16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static inline uint32_t kd__get_u32(const uint8_t *p) {
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+static inline uint64_t kd__get_u64(const uint8_t *p) {
+    return (uint64_t)kd__get_u32(p) | ((uint64_t)kd__get_u32(p + 4) << 32);
+}
+static inline void kd__set_u32(uint8_t *p, uint32_t v) {
+    p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
+}
+static inline void kd__set_u64(uint8_t *p, uint64_t v) {
+    kd__set_u32(p, (uint32_t)v); kd__set_u32(p + 4, (uint32_t)(v >> 32));
+}
+
+/* ---- errors ---------------------------------------------------------------------- */
+/* Sets this thread's error message and returns rc, so code can say
+** `return kd__err(KD_INVALID, "bad namespace %s", ns);`. */
+int kd__err(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+const char *kd__errmsg_get(void);
+void kd__err_clear(void);
+
+/* ---- logging (KORU_LOG=error|warn|info|debug|trace, default warn) ---------------- */
+enum { KD_LOG_ERROR = 0, KD_LOG_WARN, KD_LOG_INFO, KD_LOG_DEBUG, KD_LOG_TRACE };
+void kd__log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define KD_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define KD_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+#endif /* KD_BASE_H */

@@ -1,0 +1,161 @@
+/*
+** cli.h — what the files of the `kdelta` command-line tool share: the parsed command line
+** (struct cli), the output buffer, JSON writing helpers and error reporting.
+**
+** May call: the public API in include/korudelta.h only (plus, in cli_diff, the internal
+** line differ of src/base/linediff.h for the human diff). Nothing else from src/.
+**
+** How a run goes: cli_main.c parses argv into a struct cli, opens the database when the
+** command needs one and calls the command's handler (cli_cmds.c, cli_batch.c). A handler
+** validates its arguments, opens the database itself (cli_open_db) and writes its whole output into c->out and returns an exit code; on failure it records the
+** error with cli_fail*() instead. main() then closes the database and only afterwards
+** writes either the output or the error, so that with --json stdout always holds exactly
+** one JSON document, even when closing the database fails.
+*/
+#ifndef KD_CLI_H
+#define KD_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "korudelta.h"
+
+/* Exit codes (documented in docs/cli.md). */
+enum {
+    CLI_EXIT_OK = 0,
+    CLI_EXIT_ERROR = 1,    /* anything else, including invalid values */
+    CLI_EXIT_USAGE = 2,    /* unknown command or option, missing or extra argument */
+    CLI_EXIT_NOTFOUND = 3,
+    CLI_EXIT_CONFLICT = 4
+};
+
+/* A status code of our own for usage errors, outside the range of KD_* codes. */
+#define CLI_RC_USAGE 1000
+
+/* ---- growable output buffer ----------------------------------------------------------- */
+/* Always NUL-terminated once anything was appended. After a failed allocation `oom` is set
+** and further appends are ignored, so callers check once at the end. */
+typedef struct cli_buf {
+    char *p;
+    size_t len;
+    size_t cap;
+    int oom;
+} cli_buf;
+
+void cli_buf_add(cli_buf *b, const char *s, size_t n);
+void cli_buf_puts(cli_buf *b, const char *s);
+void cli_buf_printf(cli_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void cli_buf_free(cli_buf *b);
+
+/* ---- JSON writing ------------------------------------------------------------------- */
+/* A JSON string literal for n bytes of s. Valid UTF-8 is copied as is; control characters
+** are escaped; bytes that are not valid UTF-8 become U+FFFD, so the output is always
+** valid JSON whatever the input (error messages may quote raw command-line bytes). */
+void cli_json_str(cli_buf *b, const char *s, size_t n);
+void cli_json_cstr(cli_buf *b, const char *s);       /* NULL writes null */
+/* `"name":` — name is a literal we control, so it is not escaped. */
+void cli_json_key(cli_buf *b, const char *name);
+void cli_json_hex(cli_buf *b, const uint8_t id[32]);  /* "64 hex digits" */
+void cli_json_time(cli_buf *b, int64_t ts);           /* "RFC 3339" */
+
+/* ---- the parsed command line ---------------------------------------------------------- */
+struct cli_cmd;
+
+#define CLI_MAX_POS 4
+
+typedef struct cli {
+    const struct cli_cmd *cmd;
+    const char *db_path;        /* resolved: --db, KORU_DB or ~/.korudelta/db */
+    char *db_path_owned;        /* when db_path had to be built */
+    int json;                   /* --json */
+    int color;                  /* human output may use ANSI colour */
+    int no_color;               /* --no-color */
+    int sync;                   /* KD_SYNC_*, or -1 for the default */
+
+    /* command options */
+    const char *at;             /* get --at */
+    const char *from, *to;      /* diff --from/--to */
+    const char *if_version;     /* set --if-version */
+    int if_absent;              /* set --if-absent */
+    int verbose;                /* get --verbose */
+    int all;                    /* list --all */
+    int deep;                   /* check --deep */
+    int has_limit;
+    uint64_t limit;             /* log --limit (0 = all) */
+
+    const char *pos[CLI_MAX_POS];
+    int npos;
+
+    /* parsing state */
+    const char *cmd_name;       /* as typed */
+    unsigned opt_seen;          /* CLI_OPT_* bits given on the line */
+    const char *opt_first[16];  /* how each was spelled, by bit number (for messages) */
+
+    kd_db *db;                  /* open while a command runs */
+    cli_buf out;                /* what goes to stdout on success */
+
+    /* the error to report, if any */
+    int err_rc;                 /* KD_* code or CLI_RC_USAGE; 0 = none */
+    char err_msg[1024];
+    int err_no_json;            /* stdout already holds the JSON document (check) */
+} cli;
+
+/* A command: name, usage line, help text, option mask and handler. */
+typedef struct cli_cmd {
+    const char *name;
+    const char *args;           /* e.g. "NS/KEY JSON" */
+    const char *summary;
+    const char *help;           /* options and examples, shown by `kdelta CMD --help` */
+    unsigned opts;              /* CLI_OPT_* allowed */
+    int min_pos, max_pos;
+    int (*run)(cli *c);         /* returns an exit code; on failure calls cli_fail* */
+} cli_cmd;
+
+enum {
+    CLI_OPT_AT = 1u << 0,
+    CLI_OPT_VERBOSE = 1u << 1,
+    CLI_OPT_IF_VERSION = 1u << 2,
+    CLI_OPT_IF_ABSENT = 1u << 3,
+    CLI_OPT_LIMIT = 1u << 4,
+    CLI_OPT_FROM = 1u << 5,
+    CLI_OPT_TO = 1u << 6,
+    CLI_OPT_ALL = 1u << 7,
+    CLI_OPT_DEEP = 1u << 8
+};
+
+/* ---- errors --------------------------------------------------------------------------- */
+/* Records an error with a message of our own and returns its exit code. */
+int cli_fail(cli *c, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Records the library's message for rc (kd_errmsg, else kd_strerror), prefixed with
+** `what: ` when what is not NULL. Call it right after the failing kd_* call: the message
+** is only valid until the thread's next kd_* call. */
+int cli_fail_kd(cli *c, int rc, const char *what);
+int cli_exit_code(int rc);
+const char *cli_error_code(int rc);
+
+/* ---- helpers shared by the commands ------------------------------------------------------- */
+/* Splits "NS/KEY" at the first '/' into freshly allocated *ns and *key and validates both
+** (system namespaces refused unless allow_system). Returns 0, or an exit code after
+** cli_fail. */
+int cli_split_name(cli *c, const char *arg, int allow_system, char **ns, char **key);
+/* Reads a whole file ("-" = stdin) into *out (NUL-terminated, free with free()). */
+int cli_read_file(cli *c, const char *path, char **out, size_t *len);
+/* Opens c->db_path with the options from the command line. Returns 0 or an exit code. */
+int cli_open_db(cli *c);
+/* The first 8 hex digits of an id. */
+void cli_short_id(const uint8_t id[32], char out[9]);
+/* Pretty JSON (two-space indent) of a canonical value, appended to b with a newline. */
+int cli_put_pretty(cli *c, cli_buf *b, const char *json, size_t len);
+
+/* ---- command handlers ----------------------------------------------------------------- */
+int cli_cmd_set(cli *c);
+int cli_cmd_get(cli *c);
+int cli_cmd_delete(cli *c);
+int cli_cmd_log(cli *c);
+int cli_cmd_diff(cli *c);
+int cli_cmd_batch(cli *c);
+int cli_cmd_list(cli *c);
+int cli_cmd_status(cli *c);
+int cli_cmd_check(cli *c);
+
+#endif /* KD_CLI_H */

@@ -1,0 +1,70 @@
+/*
+** db_int.h — the kd_db handle and what the db layer's files share.
+**
+** Locking, outermost first:
+**   wmu       serializes commits (validation, seq and timestamp assignment, the log
+**             append, applying to the index). Never held while waiting for fsync.
+**   ix_lock   rwlock over the index and the cache links: readers share it; a commit
+**             holds it exclusively only while applying (no I/O under it).
+**   list_mu   serializes the lazy rebuild of sorted key lists (taken under ix_lock).
+**   wal.mu    group-commit state (inside the wal).
+** Visibility: readers only see versions with seq <= visible_seq: in sync=full that is
+** the durable seq, so nobody reads a write that a crash could still take back.
+*/
+#ifndef KD_DB_INT_H
+#define KD_DB_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "base/base.h"
+#include "log/wal.h"
+#include "os/os.h"
+#include "store/cache.h"
+#include "store/commit.h"
+#include "store/index.h"
+
+struct kd_db {
+    kd_vfs *vfs;
+    char *path;
+    kd_file *lock;
+    kd_options opt;
+    kd_wal wal;
+    kd_index ix;
+    kd_cache cache;
+    pthread_rwlock_t ix_lock;
+    pthread_mutex_t wmu;
+    pthread_mutex_t list_mu;
+    _Atomic uint64_t visible_seq;
+    uint64_t last_seq;      /* under wmu */
+    int64_t last_ts;        /* under wmu */
+    kd_buf rec;             /* commit record being built, under wmu */
+    int read_only;
+    uint64_t ckpt_seq;      /* seq covered by the checkpoint on disk */
+    /* sync=normal flusher */
+    pthread_t flusher;
+    int flusher_running;
+    pthread_mutex_t fl_mu;
+    pthread_cond_t fl_cond;
+    int stopping;
+};
+
+/* Fills e from version seq (ns, key, ids, prev, change type; value when want_value).
+** Caller holds ix_lock. */
+int kd__db_fill(kd_db *db, uint64_t seq, int want_value, kd_entry *e);
+/* Reads a value's canonical bytes (cache, else log) and its hash. Caller holds ix_lock. */
+int kd__db_value(kd_db *db, uint32_t val, char **out, uint32_t *len, uint8_t hash[32]);
+/* Applies one decoded commit (recovery, checkpoint-less replay) to the index. */
+int kd__db_apply_commit(kd_db *db, const kd_commit *c, uint64_t payload_loc, int verify_ids);
+
+/* checkpoint.c */
+int kd__checkpoint_write(kd_db *db);
+int kd__checkpoint_load(kd_db *db, int *loaded, uint64_t *log_pos);
+
+/* db.c */
+int kd__hex_prefix_valid(const char *s);
+void kd__batch_allow_system(kd_batch *b);
+
+#define KD_NS_MAX 128
+#define KD_KEY_MAX 1024
+#endif

@@ -1,0 +1,371 @@
+/*
+** wal.c — segmented append-only log: segment files, record framing and checksums,
+** group commit, scanning for recovery and checks. The byte layout is documented in
+** wal.h.
+**
+** May call: os (through the kd_vfs), base, crypto.
+**
+** Concurrency: appends are serialized by the caller (the db's writer mutex). The
+** group-commit state (written_seq, durable_seq, syncing, failed, active segment for
+** syncing) is guarded by w->mu. Segment files stay open until close, so readers may
+** pread from any segment without holding w->mu; the segment array itself only changes
+** under the caller's index write lock (see db.c).
+*/
+#include "log/wal.h"
+
+#include <stdio.h>
+
+#include "crypto/crc32c.h"
+
+static const uint8_t seg_magic[8] = {'K', 'D', 'L', 'O', 'G', '\r', '\n', 032};
+
+static char *seg_path(const kd_wal *w, uint32_t num) {
+    size_t n = strlen(w->dir) + 32;
+    char *p = kd__malloc(n);
+    if (p) snprintf(p, n, "%s/%08u.kdl", w->dir, num);
+    return p;
+}
+
+static void seg_header(uint8_t h[KD_SEG_HEADER], uint32_t num) {
+    memset(h, 0, KD_SEG_HEADER);
+    memcpy(h, seg_magic, 8);
+    kd__set_u32(h + 8, KD_LOG_FORMAT);
+    kd__set_u64(h + 16, num);
+    kd__set_u32(h + 60, kd__crc32c(0, h, 60));
+}
+
+int kd__wal_check_header(const uint8_t *img, uint64_t len, uint32_t segnum) {
+    if (len < KD_SEG_HEADER) return kd__err(KD_CORRUPT, "segment %u: header cut short (%llu bytes)", segnum, (unsigned long long)len);
+    if (memcmp(img, seg_magic, 8) != 0) return kd__err(KD_CORRUPT, "segment %u offset 0: not a KoruDelta log segment", segnum);
+    if (kd__get_u32(img + 60) != kd__crc32c(0, img, 60))
+        return kd__err(KD_CORRUPT, "segment %u offset 0: header checksum mismatch", segnum);
+    uint32_t fmt = kd__get_u32(img + 8);
+    if (fmt > KD_LOG_FORMAT)
+        return kd__err(KD_FORMAT, "segment %u was written by a newer KoruDelta (log format %u; this build reads up to %u)", segnum, fmt, KD_LOG_FORMAT);
+    if (fmt == 0) return kd__err(KD_CORRUPT, "segment %u offset 8: bad format version 0", segnum);
+    if (kd__get_u64(img + 16) != segnum)
+        return kd__err(KD_CORRUPT, "segment %u offset 16: header names segment %llu", segnum, (unsigned long long)kd__get_u64(img + 16));
+    return KD_OK;
+}
+
+static int segs_push(kd_wal *w, uint32_t num, kd_file *f, uint64_t size) {
+    if (w->nsegs == w->capsegs) {
+        size_t nc = w->capsegs ? w->capsegs * 2 : 8;
+        pthread_rwlock_wrlock(&w->segs_lock);
+        kd_segment *ns = kd__realloc(w->segs, nc * sizeof *ns);
+        if (ns) {
+            w->segs = ns;
+            w->capsegs = nc;
+        }
+        pthread_rwlock_unlock(&w->segs_lock);
+        if (!ns) return kd__err(KD_NOMEM, "out of memory");
+    }
+    w->segs[w->nsegs].num = num;
+    w->segs[w->nsegs].file = f;
+    w->segs[w->nsegs].size = size;
+    w->nsegs++;
+    return KD_OK;
+}
+
+static int create_segment(kd_wal *w, uint32_t num) {
+    kd_file *f = NULL;
+    char *path = seg_path(w, num);
+    int rc;
+    if (!path) return kd__err(KD_NOMEM, "out of memory");
+    uint8_t h[KD_SEG_HEADER];
+    seg_header(h, num);
+    if ((rc = w->vfs->open(w->vfs, path, KD_OPEN_WRITE | KD_OPEN_CREATE, &f)) != KD_OK) goto out;
+    if ((rc = w->vfs->truncate(f, 0)) != KD_OK) goto out;
+    if ((rc = w->vfs->write(f, h, sizeof h, 0)) != KD_OK) goto out;
+    if ((rc = w->vfs->sync(f)) != KD_OK) goto out;
+    if ((rc = w->vfs->sync_dir(w->vfs, w->dir)) != KD_OK) goto out;
+    if ((rc = segs_push(w, num, f, KD_SEG_HEADER)) != KD_OK) goto out;
+    pthread_mutex_lock(&w->mu);
+    w->active = f;
+    pthread_mutex_unlock(&w->mu);
+    f = NULL;
+out:
+    if (f) w->vfs->close(f);
+    kd__free(path);
+    return rc;
+}
+
+static int parse_seg_name(const char *name, uint32_t *num) {
+    if (strlen(name) != 12 || strcmp(name + 8, ".kdl") != 0) return 0;
+    uint32_t v = 0;
+    for (int i = 0; i < 8; i++) {
+        if (name[i] < '0' || name[i] > '9') return 0;
+        v = v * 10 + (uint32_t)(name[i] - '0');
+    }
+    *num = v;
+    return v > 0;
+}
+
+int kd__wal_open(kd_wal *w, kd_vfs *vfs, const char *dbdir, uint64_t segment_bytes,
+                 int read_only, int create) {
+    char **names = NULL;
+    size_t nnames = 0;
+    int rc = KD_OK;
+    memset(w, 0, sizeof *w);
+    w->vfs = vfs;
+    w->segment_bytes = segment_bytes;
+    w->read_only = read_only;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cond, NULL);
+    pthread_rwlock_init(&w->segs_lock, NULL);
+    size_t n = strlen(dbdir) + 8;
+    if (!(w->dir = kd__malloc(n))) return kd__err(KD_NOMEM, "out of memory");
+    snprintf(w->dir, n, "%s/log", dbdir);
+    if (!vfs->exists(vfs, w->dir)) {
+        if (!create || read_only) return kd__err(KD_NOTFOUND, "%s: no database here", dbdir);
+        if ((rc = vfs->mkdirs(vfs, w->dir)) != KD_OK) return rc;
+        if ((rc = vfs->sync_dir(vfs, dbdir)) != KD_OK) return rc;
+    }
+    if ((rc = vfs->list(vfs, w->dir, &names, &nnames)) != KD_OK) return rc;
+    uint32_t expect = 1;
+    for (size_t i = 0; i < nnames; i++) {
+        uint32_t num;
+        if (!parse_seg_name(names[i], &num)) continue;
+        if (num != expect) {
+            rc = kd__err(KD_CORRUPT, "log segment %08u is missing (found %08u)", expect, num);
+            goto out;
+        }
+        expect++;
+        char *path = seg_path(w, num);
+        kd_file *f = NULL;
+        uint64_t size = 0;
+        if (!path) { rc = kd__err(KD_NOMEM, "out of memory"); goto out; }
+        rc = vfs->open(vfs, path, read_only ? KD_OPEN_READ : KD_OPEN_WRITE, &f);
+        kd__free(path);
+        if (rc != KD_OK) goto out;
+        if ((rc = vfs->size(f, &size)) != KD_OK || (rc = segs_push(w, num, f, size)) != KD_OK) {
+            vfs->close(f);
+            goto out;
+        }
+    }
+    if (w->nsegs == 0) {
+        if (read_only) { rc = kd__err(KD_NOTFOUND, "%s: no database here", dbdir); goto out; }
+        rc = create_segment(w, 1);
+    }
+    if (rc == KD_OK) w->active = w->segs[w->nsegs - 1].file;
+out:
+    kd__os_names_free(names, nnames);
+    return rc;
+}
+
+void kd__wal_close(kd_wal *w) {
+    for (size_t i = 0; i < w->nsegs; i++) w->vfs->close(w->segs[i].file);
+    kd__free(w->segs);
+    kd__free(w->dir);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cond);
+    pthread_rwlock_destroy(&w->segs_lock);
+    memset(w, 0, sizeof *w);
+}
+
+int kd__wal_read_segment(kd_wal *w, size_t i, uint8_t **buf, uint64_t *len) {
+    kd_segment *s = &w->segs[i];
+    uint64_t size = 0;
+    size_t got = 0;
+    int rc = w->vfs->size(s->file, &size);
+    if (rc != KD_OK) return rc;
+    if (size > SIZE_MAX - 1) return kd__err(KD_NOMEM, "segment %u too large", s->num);
+    uint8_t *b = kd__malloc((size_t)size + 1);
+    if (!b) return kd__err(KD_NOMEM, "out of memory reading segment %u (%llu bytes)", s->num, (unsigned long long)size);
+    if ((rc = w->vfs->read(s->file, b, (size_t)size, 0, &got)) != KD_OK) {
+        kd__free(b);
+        return rc;
+    }
+    *buf = b;
+    *len = got;
+    return KD_OK;
+}
+
+/* Is there a valid record at off? Used to tell a torn tail from mid-log corruption. */
+static int valid_record_at(const uint8_t *img, uint64_t len, uint64_t off) {
+    if (off + KD_REC_HEADER > len) return 0;
+    uint32_t L = kd__get_u32(img + off);
+    if (L > KD_REC_MAX || off + KD_REC_HEADER + L > len) return 0;
+    if (img[off + 8] != KD_REC_COMMIT || L < 20) return 0;
+    uint32_t crc = kd__crc32c(0, img + off, 4);
+    crc = kd__crc32c(crc, img + off + 8, 1 + (size_t)L);
+    return crc == kd__get_u32(img + off + 4);
+}
+
+int kd__wal_scan(uint32_t segnum, const uint8_t *img, uint64_t len, uint64_t from,
+                 kd_rec_fn fn, void *ctx, kd_scan_end *end) {
+    memset(end, 0, sizeof *end);
+    uint64_t off = from;
+    while (off < len) {
+        const char *why = NULL;
+        uint32_t L = 0;
+        if (off + KD_REC_HEADER > len) why = "record header cut short";
+        else {
+            L = kd__get_u32(img + off);
+            if (L > KD_REC_MAX) why = "record length out of range";
+            else if (off + KD_REC_HEADER + L > len) why = "record cut short";
+            else {
+                uint32_t crc = kd__crc32c(0, img + off, 4);
+                crc = kd__crc32c(crc, img + off + 8, 1 + (size_t)L);
+                if (crc != kd__get_u32(img + off + 4)) why = "checksum mismatch";
+                else if (img[off + 8] != KD_REC_COMMIT) why = "unknown record type";
+            }
+        }
+        if (why) {
+            end->bad_off = off;
+            snprintf(end->why, sizeof end->why, "%s", why);
+            /* Anything valid after this point means the damage is not a torn write. */
+            int later = 0;
+            for (uint64_t p = off + 1; p + KD_REC_HEADER <= len && !later; p++)
+                later = valid_record_at(img, len, p);
+            if (later) end->corrupt = 1;
+            else end->torn = 1;
+            break;
+        }
+        kd_rec r = {segnum, off, img[off + 8], img + off + KD_REC_HEADER, L};
+        int rc = fn ? fn(ctx, &r) : 0;
+        if (rc) {
+            end->good_end = off;
+            return rc;
+        }
+        off += KD_REC_HEADER + L;
+    }
+    end->good_end = end->torn || end->corrupt ? end->bad_off : off;
+    return KD_OK;
+}
+
+int kd__wal_truncate_active(kd_wal *w, uint64_t size) {
+    kd_segment *s = &w->segs[w->nsegs - 1];
+    int rc = w->vfs->truncate(s->file, size);
+    if (rc == KD_OK) rc = w->vfs->sync(s->file);
+    if (rc == KD_OK) s->size = size;
+    return rc;
+}
+
+int kd__wal_append(kd_wal *w, uint8_t type, const void *payload, uint32_t len, uint64_t *loc) {
+    int rc;
+    if (w->read_only) return kd__err(KD_READONLY, "database opened read-only");
+    if (len > KD_REC_MAX) return kd__err(KD_TOOBIG, "commit of %u bytes exceeds the 1 GiB record limit", len);
+    kd_segment *s = &w->segs[w->nsegs - 1];
+    if (s->size > KD_SEG_HEADER && s->size + KD_REC_HEADER + len > w->segment_bytes) {
+        /* Rotate: make the old segment durable first, so older segments are always
+        ** complete and only the newest can have a torn tail. */
+        if ((rc = w->vfs->sync(s->file)) != KD_OK) goto fail;
+        pthread_mutex_lock(&w->mu);
+        w->fsyncs++;
+        if (w->written_seq > w->durable_seq) w->durable_seq = w->written_seq;
+        pthread_cond_broadcast(&w->cond);
+        pthread_mutex_unlock(&w->mu);
+        if ((rc = create_segment(w, s->num + 1)) != KD_OK) goto fail;
+        s = &w->segs[w->nsegs - 1];
+    }
+    uint8_t h[KD_REC_HEADER];
+    kd__set_u32(h, len);
+    h[8] = type;
+    uint32_t crc = kd__crc32c(0, h, 4);
+    crc = kd__crc32c(crc, &h[8], 1);
+    crc = kd__crc32c(crc, payload, len);
+    kd__set_u32(h + 4, crc);
+    /* One write for header and payload when small, to keep the torn window small. */
+    if (len <= 65536) {
+        uint8_t tmp[KD_REC_HEADER + 65536];
+        memcpy(tmp, h, KD_REC_HEADER);
+        memcpy(tmp + KD_REC_HEADER, payload, len);
+        rc = w->vfs->write(s->file, tmp, KD_REC_HEADER + len, s->size);
+    } else {
+        rc = w->vfs->write(s->file, h, KD_REC_HEADER, s->size);
+        if (rc == KD_OK) rc = w->vfs->write(s->file, payload, len, s->size + KD_REC_HEADER);
+    }
+    if (rc != KD_OK) goto fail;
+    *loc = KD_LOC(s->num, s->size + KD_REC_HEADER);
+    s->size += KD_REC_HEADER + len;
+    return KD_OK;
+fail:
+    /* What reached the file is unknown: refuse further writes until reopen, where
+    ** recovery cuts whatever partial record is there. */
+    pthread_mutex_lock(&w->mu);
+    w->failed = 1;
+    pthread_mutex_unlock(&w->mu);
+    return rc;
+}
+
+void kd__wal_written(kd_wal *w, uint64_t seq) {
+    pthread_mutex_lock(&w->mu);
+    w->written_seq = seq;
+    pthread_mutex_unlock(&w->mu);
+}
+
+int kd__wal_wait_durable(kd_wal *w, uint64_t seq) {
+    int rc = KD_OK;
+    pthread_mutex_lock(&w->mu);
+    while (w->durable_seq < seq) {
+        if (w->failed) {
+            rc = kd__err(KD_IOERR, "an earlier fsync failed; the database must be reopened");
+            break;
+        }
+        if (w->syncing) {
+            pthread_cond_wait(&w->cond, &w->mu);
+            continue;
+        }
+        /* Become the syncer for everything written so far. */
+        w->syncing = 1;
+        uint64_t target = w->written_seq;
+        kd_file *f = w->active;
+        pthread_mutex_unlock(&w->mu);
+        int src = w->vfs->sync(f);
+        pthread_mutex_lock(&w->mu);
+        w->syncing = 0;
+        w->fsyncs++;
+        if (src != KD_OK) {
+            w->failed = 1;
+            rc = src;
+            pthread_cond_broadcast(&w->cond);
+            break;
+        }
+        if (target > w->durable_seq) w->durable_seq = target;
+        pthread_cond_broadcast(&w->cond);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return rc;
+}
+
+int kd__wal_sync_all(kd_wal *w) {
+    uint64_t target;
+    pthread_mutex_lock(&w->mu);
+    target = w->written_seq;
+    pthread_mutex_unlock(&w->mu);
+    if (w->read_only) return KD_OK;
+    return kd__wal_wait_durable(w, target);
+}
+
+static kd_segment *find_seg(kd_wal *w, uint32_t num) {
+    /* Segments are numbered 1..n contiguously. */
+    if (num == 0 || num > w->nsegs) return NULL;
+    return &w->segs[num - 1];
+}
+
+int kd__wal_pread(kd_wal *w, uint64_t loc, void *buf, size_t n) {
+    size_t got = 0;
+    pthread_rwlock_rdlock(&w->segs_lock);
+    kd_segment *s = find_seg(w, KD_LOC_SEG(loc));
+    kd_file *f = s ? s->file : NULL;
+    pthread_rwlock_unlock(&w->segs_lock);
+    if (!f) return kd__err(KD_CORRUPT, "log position in missing segment %u", KD_LOC_SEG(loc));
+    int rc = w->vfs->read(f, buf, n, KD_LOC_OFF(loc), &got);
+    if (rc != KD_OK) return rc;
+    if (got != n)
+        return kd__err(KD_CORRUPT, "segment %u offset %llu: short read (%zu of %zu bytes)",
+                       KD_LOC_SEG(loc), (unsigned long long)KD_LOC_OFF(loc), got, n);
+    return KD_OK;
+}
+
+uint64_t kd__wal_end(kd_wal *w) {
+    kd_segment *s = &w->segs[w->nsegs - 1];
+    return KD_LOC(s->num, s->size);
+}
+
+uint64_t kd__wal_disk_bytes(kd_wal *w) {
+    uint64_t t = 0;
+    for (size_t i = 0; i < w->nsegs; i++) t += w->segs[i].size;
+    return t;
+}

@@ -1,0 +1,263 @@
+/*
+** checkpoint.c — snapshots of the version index, so that opening a large database
+** reads one compact file and replays only the log written after it.
+**
+** File <db>/checkpoint (written as checkpoint.tmp, fsynced, renamed over, directory
+** fsynced — so a crash leaves either the old or the new checkpoint, never a mix):
+**
+**   header, 64 bytes (little-endian):
+**     0   8  magic "KDCKPT\r\n"
+**     8   4  format version (1)
+**     12  4  reserved, 0
+**     16  8  last seq covered
+**     24  8  log position just past the last covered record (segment << 40 | offset)
+**     32  8  last commit timestamp
+**     40  4  namespaces   44  4  keys   48  4  values
+**     52  8  reserved, 0
+**     60  4  CRC32C of bytes 0..59
+**   body:
+**     namespaces: u16 length, bytes
+**     keys:       u32 namespace number, u16 length, bytes
+**     values:     u64 log position, u32 length, u32 first 32 bits of the hash
+**     versions:   id[32], i64 timestamp, u32 value number + 1 (0 = tombstone), u32 key
+**   trailer: u32 CRC32C of the body
+** A checkpoint that fails any check is ignored (the log is replayed in full); one that
+** names a newer format is refused.
+**
+** May call: os, base, crypto, log, store.
+*/
+#include <stdio.h>
+
+#include "crypto/crc32c.h"
+#include "db/db_int.h"
+
+static const uint8_t ckpt_magic[8] = {'K', 'D', 'C', 'K', 'P', 'T', '\r', '\n'};
+#define CKPT_FORMAT 1u
+
+static char *path_join(const char *dir, const char *name) {
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = kd__malloc(n);
+    if (p) snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
+int kd__checkpoint_write(kd_db *db) {
+    kd_index *ix = &db->ix;
+    kd_buf b = KD_BUF_INIT;
+    uint32_t *h32 = NULL;
+    char *tmp = NULL, *final = NULL;
+    kd_file *f = NULL;
+    int rc = KD_OK;
+    pthread_rwlock_rdlock(&db->ix_lock);
+    uint64_t nvers = ix->nvers;
+    if (nvers != db->last_seq) {
+        rc = kd__err(KD_ERROR, "index and log disagree (%llu versions, seq %llu)", (unsigned long long)nvers,
+                     (unsigned long long)db->last_seq);
+        goto out;
+    }
+    if (!(h32 = kd__calloc(ix->nvals ? ix->nvals : 1, sizeof *h32))) {
+        rc = kd__err(KD_NOMEM, "out of memory");
+        goto out;
+    }
+    for (uint64_t i = 0; i <= ix->xtab_mask; i++) {
+        uint64_t e = ix->xtab[i];
+        if (e) h32[(uint32_t)e - 1] = (uint32_t)(e >> 32);
+    }
+    if (kd__buf_reserve(&b, 64 + (size_t)nvers * 48 + (size_t)ix->nvals * 16 + (size_t)ix->nkeys * 8 +
+                                ix->name_bytes + 4096) != KD_OK) {
+        rc = kd__err(KD_NOMEM, "out of memory");
+        goto out;
+    }
+    uint8_t h[64];
+    memset(h, 0, sizeof h);
+    memcpy(h, ckpt_magic, 8);
+    kd__set_u32(h + 8, CKPT_FORMAT);
+    kd__set_u64(h + 16, nvers);
+    kd__set_u64(h + 24, kd__wal_end(&db->wal));
+    kd__set_u64(h + 32, (uint64_t)db->last_ts);
+    kd__set_u32(h + 40, ix->nns);
+    kd__set_u32(h + 44, ix->nkeys);
+    kd__set_u32(h + 48, ix->nvals);
+    kd__set_u32(h + 60, kd__crc32c(0, h, 60));
+    kd__buf_append(&b, h, 64);
+    for (uint32_t i = 0; i < ix->nns; i++) {
+        size_t n = strlen(ix->ns[i].name);
+        kd__buf_put_u16(&b, (uint16_t)n);
+        kd__buf_append(&b, ix->ns[i].name, n);
+    }
+    for (uint32_t i = 0; i < ix->nkeys; i++) {
+        const kd_key *k = kd__key(ix, i);
+        kd__buf_put_u32(&b, k->ns);
+        kd__buf_put_u16(&b, (uint16_t)k->len);
+        kd__buf_append(&b, k->name, k->len);
+    }
+    for (uint32_t i = 0; i < ix->nvals; i++) {
+        const kd_val *x = kd__val(ix, i);
+        kd__buf_put_u64(&b, x->loc);
+        kd__buf_put_u32(&b, x->len);
+        kd__buf_put_u32(&b, h32[i]);
+    }
+    for (uint64_t s = 1; s <= nvers; s++) {
+        const kd_ver *v = kd__ver(ix, s);
+        kd__buf_append(&b, v->id, 32);
+        kd__buf_put_u64(&b, (uint64_t)v->ts);
+        kd__buf_put_u32(&b, v->val);
+        kd__buf_put_u32(&b, v->key);
+    }
+    pthread_rwlock_unlock(&db->ix_lock);
+    if (b.oom) {
+        rc = kd__err(KD_NOMEM, "out of memory");
+        goto out_unlocked;
+    }
+    kd__buf_put_u32(&b, kd__crc32c(0, b.p + 64, b.len - 64));
+    if (!(tmp = path_join(db->path, "checkpoint.tmp")) || !(final = path_join(db->path, "checkpoint")) || b.oom) {
+        rc = kd__err(KD_NOMEM, "out of memory");
+        goto out_unlocked;
+    }
+    if ((rc = db->vfs->open(db->vfs, tmp, KD_OPEN_WRITE | KD_OPEN_CREATE, &f)) != KD_OK) goto out_unlocked;
+    if ((rc = db->vfs->truncate(f, 0)) != KD_OK) goto out_unlocked;
+    if ((rc = db->vfs->write(f, b.p, b.len, 0)) != KD_OK) goto out_unlocked;
+    if ((rc = db->vfs->sync(f)) != KD_OK) goto out_unlocked;
+    rc = db->vfs->close(f);
+    f = NULL;
+    if (rc != KD_OK) goto out_unlocked;
+    if ((rc = db->vfs->rename(db->vfs, tmp, final)) != KD_OK) goto out_unlocked;
+    if ((rc = db->vfs->sync_dir(db->vfs, db->path)) != KD_OK) goto out_unlocked;
+    db->ckpt_seq = nvers;
+    goto out_unlocked;
+out:
+    pthread_rwlock_unlock(&db->ix_lock);
+out_unlocked:
+    if (f) db->vfs->close(f);
+    kd__buf_free(&b);
+    kd__free(h32);
+    kd__free(tmp);
+    kd__free(final);
+    return rc;
+}
+
+/* A bounds-checked reader over the checkpoint image. */
+typedef struct rd {
+    const uint8_t *p;
+    size_t len, off;
+    int bad;
+} rd;
+
+static const uint8_t *take(rd *r, size_t n) {
+    if (r->bad || r->len - r->off < n) {
+        r->bad = 1;
+        return NULL;
+    }
+    const uint8_t *p = r->p + r->off;
+    r->off += n;
+    return p;
+}
+static uint16_t take16(rd *r) { const uint8_t *p = take(r, 2); return p ? kd__get_u16(p) : 0; }
+static uint32_t take32(rd *r) { const uint8_t *p = take(r, 4); return p ? kd__get_u32(p) : 0; }
+static uint64_t take64(rd *r) { const uint8_t *p = take(r, 8); return p ? kd__get_u64(p) : 0; }
+
+int kd__checkpoint_load(kd_db *db, int *loaded, uint64_t *log_pos) {
+    kd_index *ix = &db->ix;
+    char *path = path_join(db->path, "checkpoint");
+    kd_file *f = NULL;
+    uint8_t *img = NULL;
+    uint32_t *counts = NULL;
+    uint64_t size = 0;
+    size_t got = 0;
+    int rc = KD_OK;
+    *loaded = 0;
+    if (!path) return kd__err(KD_NOMEM, "out of memory");
+    rc = db->vfs->open(db->vfs, path, KD_OPEN_READ, &f);
+    if (rc == KD_NOTFOUND) {
+        rc = KD_OK;
+        goto out;
+    }
+    if (rc != KD_OK) goto out;
+    if ((rc = db->vfs->size(f, &size)) != KD_OK) goto out;
+    if (size < 68 || size > SIZE_MAX / 2) {
+        rc = kd__err(KD_CORRUPT, "checkpoint: %llu bytes is not a valid size", (unsigned long long)size);
+        goto out;
+    }
+    if (!(img = kd__malloc((size_t)size))) {
+        rc = kd__err(KD_NOMEM, "out of memory reading the checkpoint");
+        goto out;
+    }
+    if ((rc = db->vfs->read(f, img, (size_t)size, 0, &got)) != KD_OK) goto out;
+    if (got != size || memcmp(img, ckpt_magic, 8) != 0 || kd__get_u32(img + 60) != kd__crc32c(0, img, 60)) {
+        rc = kd__err(KD_CORRUPT, "checkpoint: bad header");
+        goto out;
+    }
+    if (kd__get_u32(img + 8) > CKPT_FORMAT) {
+        rc = kd__err(KD_FORMAT, "checkpoint was written by a newer KoruDelta (format %u; this build reads up to %u)",
+                     kd__get_u32(img + 8), CKPT_FORMAT);
+        goto out;
+    }
+    if (kd__get_u32(img + size - 4) != kd__crc32c(0, img + 64, (size_t)size - 68)) {
+        rc = kd__err(KD_CORRUPT, "checkpoint: body checksum mismatch");
+        goto out;
+    }
+    uint64_t nvers = kd__get_u64(img + 16), pos = kd__get_u64(img + 24);
+    int64_t last_ts = (int64_t)kd__get_u64(img + 32);
+    uint32_t nns = kd__get_u32(img + 40), nkeys = kd__get_u32(img + 44), nvals = kd__get_u32(img + 48);
+    rd r = {img, (size_t)size - 4, 64, 0};
+    for (uint32_t i = 0; i < nns && !r.bad; i++) {
+        uint16_t n = take16(&r);
+        const uint8_t *s = take(&r, n);
+        char name[KD_NS_MAX + 1];
+        uint32_t got_ns;
+        if (!s || n == 0 || n > KD_NS_MAX) { r.bad = 1; break; }
+        memcpy(name, s, n);
+        name[n] = 0;
+        if (kd_valid_namespace(name, 1) != KD_OK || kd__index_find_ns(ix, name) >= 0) { r.bad = 1; break; }
+        if ((rc = kd__index_ns(ix, name, &got_ns)) != KD_OK) goto out;
+    }
+    for (uint32_t i = 0; i < nkeys && !r.bad; i++) {
+        uint32_t ns = take32(&r);
+        uint16_t n = take16(&r);
+        const uint8_t *s = take(&r, n);
+        uint32_t k;
+        if (!s || ns >= nns || n == 0 || n > KD_KEY_MAX) { r.bad = 1; break; }
+        if ((rc = kd__index_key(ix, ns, (const char *)s, n, &k)) != KD_OK) goto out;
+        if (k != i) { r.bad = 1; break; } /* a duplicate key */
+    }
+    if (!r.bad && (rc = kd__index_reserve(ix, nvers, nvals)) != KD_OK) goto out;
+    for (uint32_t i = 0; i < nvals && !r.bad; i++) {
+        uint64_t loc = take64(&r);
+        uint32_t len = take32(&r), h = take32(&r);
+        if (!r.bad) kd__index_add_val(ix, h, loc, len);
+    }
+    /* Count versions per key first so each key's list is allocated once. */
+    size_t vstart = r.off;
+    if (!r.bad && (size_t)nvers * 48 != r.len - r.off) r.bad = 1;
+    if (!r.bad && !(counts = kd__calloc(nkeys ? nkeys : 1, sizeof *counts))) {
+        rc = kd__err(KD_NOMEM, "out of memory");
+        goto out;
+    }
+    for (uint64_t s = 0; s < nvers && !r.bad; s++) {
+        const uint8_t *v = img + vstart + s * 48;
+        uint32_t val = kd__get_u32(v + 40), key = kd__get_u32(v + 44);
+        if (key >= nkeys || val > nvals) r.bad = 1;
+        else counts[key]++;
+    }
+    for (uint32_t k = 0; k < nkeys && !r.bad; k++)
+        if (counts[k] > 1 && (rc = kd__index_key_reserve(ix, k, counts[k])) != KD_OK) goto out;
+    for (uint64_t s = 0; s < nvers && !r.bad; s++) {
+        const uint8_t *v = img + vstart + s * 48;
+        kd__index_add_ver(ix, s + 1, v, (int64_t)kd__get_u64(v + 32), kd__get_u32(v + 40), kd__get_u32(v + 44));
+    }
+    if (r.bad) {
+        rc = kd__err(KD_CORRUPT, "checkpoint: malformed body");
+        goto out;
+    }
+    db->last_seq = nvers;
+    db->last_ts = last_ts;
+    db->ckpt_seq = nvers;
+    *log_pos = pos;
+    *loaded = 1;
+out:
+    if (f) db->vfs->close(f);
+    kd__free(path);
+    kd__free(img);
+    kd__free(counts);
+    return rc;
+}

@@ -1,0 +1,34 @@
+# lib.sh — helpers for black-box tests of the kdelta binary. Source it, call `t_begin`,
+# write checks, end with `t_end`. Each test script runs in its own temp directory, which
+# is removed at exit.
+#   run CMD...          runs CMD, captures $OUT (stdout), $ERR (stderr), $RC
+#   expect_rc N         the last command exited N
+#   expect_out TEXT     $OUT equals TEXT exactly
+#   expect_out_has RE   $OUT matches the extended regex RE
+#   expect_err_has RE   $ERR matches RE
+#   ok NAME / bad NAME MSG   record a result by hand
+set -u
+KDELTA=${KDELTA:-$PWD/build/kdelta}
+T_PASS=0; T_FAIL=0; T_NAME=""
+T_DIR=$(mktemp -d)
+trap 'rm -rf "$T_DIR"' EXIT
+export NO_COLOR=1
+export KORU_DB="$T_DIR/db"
+unset KORU_URL
+t_begin() { cd "$T_DIR" || exit 1; }
+t_case() { T_NAME=$1; }
+run() { OUT=$("$@" 2>"$T_DIR/.err"); RC=$?; ERR=$(cat "$T_DIR/.err"); }
+ok() { T_PASS=$((T_PASS + 1)); }
+bad() { T_FAIL=$((T_FAIL + 1)); echo "FAIL [$T_NAME] $1" >&2; echo "   stdout: $OUT" >&2; echo "   stderr: $ERR" >&2; }
+expect_rc() { if [ "$RC" -eq "$1" ]; then ok; else bad "exit code $RC, want $1"; fi; }
+expect_out() { if [ "$OUT" == "$1" ]; then ok; else bad "stdout mismatch, want: $1"; fi; }
+expect_out_has() { if echo "$OUT" | grep -Eq -- "$1"; then ok; else bad "stdout lacks /$1/"; fi; }
+expect_out_lacks() { if echo "$OUT" | grep -Eq -- "$1"; then bad "stdout has /$1/"; else ok; fi; }
+expect_err_has() { if echo "$ERR" | grep -Eq -- "$1"; then ok; else bad "stderr lacks /$1/"; fi; }
+# jq-free JSON field extraction through python3: jget FIELD.PATH < json
+jget() { python3 -c 'import sys,json
+d=json.load(sys.stdin)
+for p in sys.argv[1].split("."):
+    d = d[int(p)] if isinstance(d, list) else d[p]
+print(json.dumps(d) if not isinstance(d, str) else d)' "$1"; }
+t_end() { echo "$T_PASS passed, $T_FAIL failed"; [ "$T_FAIL" -eq 0 ]; }
