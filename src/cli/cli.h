@@ -5,12 +5,13 @@
 ** May call: the public API in include/korudelta.h only (plus, in cli_diff, the internal
 ** line differ of src/base/linediff.h for the human diff). Nothing else from src/.
 **
-** How a run goes: cli_main.c parses argv into a struct cli, opens the database when the
-** command needs one and calls the command's handler (cli_cmds.c, cli_batch.c). A handler
-** validates its arguments, opens the database itself (cli_open_db) and writes its whole output into c->out and returns an exit code; on failure it records the
-** error with cli_fail*() instead. main() then closes the database and only afterwards
-** writes either the output or the error, so that with --json stdout always holds exactly
-** one JSON document, even when closing the database fails.
+** How a run goes: cli_main.c parses argv into a struct cli and calls the command's
+** handler (cli_cmds.c, cli_diff.c, cli_batch.c). A handler validates its arguments first,
+** then opens the database (cli_open_db), so that bad input writes nothing; it writes its
+** whole output into c->out and returns an exit code, or records the error with cli_fail*().
+** main() then closes the database and only afterwards writes either the output or the
+** error, so that with --json stdout always holds exactly one JSON document, even when
+** closing the database fails.
 */
 #ifndef KD_CLI_H
 #define KD_CLI_H

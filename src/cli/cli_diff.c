@@ -83,7 +83,7 @@ int cli_cmd_diff(cli *c) {
     rc = kd_diff(c->db, ns, key, c->from, c->to, &from, &to, &patch);
     if (rc != KD_OK) {
         char what[64 + 2 * 1200];
-        snprintf(what, sizeof what, "cannot diff %s/%s", ns, key);
+        snprintf(what, sizeof what, "diff %s/%s", ns, key);
         code = cli_fail_kd(c, rc, what);
         goto out;
     }

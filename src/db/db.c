@@ -147,18 +147,12 @@ static int replay(kd_db *db, uint64_t pos) {
         if ((rc = kd__wal_read_segment(w, i, &img, &len)) != KD_OK) goto out;
         int last = i + 1 == w->nsegs;
         if (len < KD_SEG_HEADER && last && !db->read_only) {
-            /* A crash while creating the segment: start it again. */
-            uint8_t h[KD_SEG_HEADER];
-            memset(h, 0, sizeof h);
-            kd__log(KD_LOG_WARN, "segment %u: header cut short; rewriting it", num);
+            /* A crash while creating this segment: nothing was ever written to it. */
+            kd__log(KD_LOG_WARN, "segment %u: header cut short by a crash; rewriting it", num);
+            if ((rc = kd__wal_rewrite_header(w)) != KD_OK) goto out;
             kd__free(img);
             img = NULL;
-            if ((rc = kd__wal_truncate_active(w, 0)) != KD_OK) goto out;
-            kd__wal_close(w);
-            rc = kd__wal_open(w, db->vfs, db->path, db->opt.segment_bytes, 0, 0);
-            if (rc != KD_OK) goto out;
-            /* The reopen found an empty last segment; rewrite its header. */
-            return kd__err(KD_CORRUPT, "segment %u has an incomplete header; remove the empty file %s/log/%08u.kdl to repair", num, db->path, num);
+            continue;
         }
         if ((rc = kd__wal_check_header(img, len, num)) != KD_OK) goto out;
         uint64_t from = num == KD_LOC_SEG(pos) ? KD_LOC_OFF(pos) : KD_SEG_HEADER;
@@ -181,7 +175,7 @@ static int replay(kd_db *db, uint64_t pos) {
                          end.corrupt ? " (valid records follow, so this is not a torn write)" : "");
             goto out;
         }
-        if (end.torn) {
+        if (end.torn && !end.zero_tail) {
             kd__log(KD_LOG_WARN, "segment %u: cutting a torn tail of %llu bytes at offset %llu (%s)", num,
                     (unsigned long long)(len - end.good_end), (unsigned long long)end.good_end, end.why);
             if (!db->read_only && (rc = kd__wal_truncate_active(w, end.good_end)) != KD_OK) goto out;

@@ -63,6 +63,7 @@ static int segs_push(kd_wal *w, uint32_t num, kd_file *f, uint64_t size) {
     w->segs[w->nsegs].num = num;
     w->segs[w->nsegs].file = f;
     w->segs[w->nsegs].size = size;
+    w->segs[w->nsegs].alloc = size;
     w->nsegs++;
     return KD_OK;
 }
@@ -214,6 +215,12 @@ int kd__wal_scan(uint32_t segnum, const uint8_t *img, uint64_t len, uint64_t fro
         if (why) {
             end->bad_off = off;
             snprintf(end->why, sizeof end->why, "%s", why);
+            uint64_t z = off;
+            while (z < len && img[z] == 0) z++;
+            if (z == len) { /* pre-allocated zeros: a clean end */
+                end->zero_tail = 1;
+                break;
+            }
             /* Anything valid after this point means the damage is not a torn write. */
             int later = 0;
             for (uint64_t p = off + 1; p + KD_REC_HEADER <= len && !later; p++)
@@ -230,7 +237,7 @@ int kd__wal_scan(uint32_t segnum, const uint8_t *img, uint64_t len, uint64_t fro
         }
         off += KD_REC_HEADER + L;
     }
-    end->good_end = end->torn || end->corrupt ? end->bad_off : off;
+    end->good_end = end->torn || end->corrupt || end->zero_tail ? end->bad_off : off;
     return KD_OK;
 }
 
@@ -238,8 +245,35 @@ int kd__wal_truncate_active(kd_wal *w, uint64_t size) {
     kd_segment *s = &w->segs[w->nsegs - 1];
     int rc = w->vfs->truncate(s->file, size);
     if (rc == KD_OK) rc = w->vfs->sync(s->file);
-    if (rc == KD_OK) s->size = size;
+    if (rc == KD_OK) s->size = s->alloc = size;
     return rc;
+}
+
+int kd__wal_rewrite_header(kd_wal *w) {
+    kd_segment *s = &w->segs[w->nsegs - 1];
+    uint8_t h[KD_SEG_HEADER];
+    seg_header(h, s->num);
+    int rc = w->vfs->truncate(s->file, 0);
+    if (rc == KD_OK) rc = w->vfs->write(s->file, h, sizeof h, 0);
+    if (rc == KD_OK) rc = w->vfs->sync(s->file);
+    if (rc == KD_OK) s->size = s->alloc = KD_SEG_HEADER;
+    return rc;
+}
+
+#define PREALLOC_STEP (1u << 20)
+
+/* Zero-fills the active segment up to at least `need` bytes. */
+static int preallocate(kd_wal *w, kd_segment *s, uint64_t need) {
+    static const uint8_t zeros[65536];
+    uint64_t target = (need + PREALLOC_STEP - 1) / PREALLOC_STEP * PREALLOC_STEP;
+    if (target > w->segment_bytes && need <= w->segment_bytes) target = w->segment_bytes;
+    while (s->alloc < target) {
+        size_t n = (size_t)KD_MIN((uint64_t)sizeof zeros, target - s->alloc);
+        int rc = w->vfs->write(s->file, zeros, n, s->alloc);
+        if (rc != KD_OK) return rc;
+        s->alloc += n;
+    }
+    return KD_OK;
 }
 
 int kd__wal_append(kd_wal *w, uint8_t type, const void *payload, uint32_t len, uint64_t *loc) {
@@ -259,6 +293,9 @@ int kd__wal_append(kd_wal *w, uint8_t type, const void *payload, uint32_t len, u
         if ((rc = create_segment(w, s->num + 1)) != KD_OK) goto fail;
         s = &w->segs[w->nsegs - 1];
     }
+    if (s->size + KD_REC_HEADER + len > s->alloc &&
+        (rc = preallocate(w, s, s->size + KD_REC_HEADER + len)) != KD_OK)
+        goto fail;
     uint8_t h[KD_REC_HEADER];
     kd__set_u32(h, len);
     h[8] = type;

@@ -21,6 +21,8 @@
 **     8   1  type (KD_REC_COMMIT)
 **     9   L  payload
 **
+** Space after the last record may hold zero bytes: the log is zero-filled ahead of
+** the write position in 1 MiB steps, and an all-zero tail is a clean end.
 ** A torn tail (a record cut short or failing its checksum at the end of the newest
 ** segment, with nothing valid after it) is cut off at open. A bad record followed by
 ** valid ones, or in an older segment, is corruption: reported with its offset.
@@ -51,7 +53,10 @@
 typedef struct kd_segment {
     uint32_t num;
     kd_file *file;
-    uint64_t size; /* bytes of valid data (header + whole records) */
+    uint64_t size;  /* bytes of valid data (header + whole records) */
+    uint64_t alloc; /* bytes in the file: the log is zero-filled ahead of `size` so
+                       that a durable append overwrites existing blocks and fdatasync
+                       has no file-size change to journal */
 } kd_segment;
 
 typedef struct kd_wal {
@@ -87,6 +92,7 @@ typedef struct kd_rec {
 typedef struct kd_scan_end {
     uint64_t good_end;       /* offset just past the last valid record */
     int torn;                /* bytes after good_end that are not a valid record */
+    int zero_tail;           /* only zero bytes (pre-allocated space) after good_end */
     int corrupt;             /* a bad record followed by valid ones */
     uint64_t bad_off;        /* where the first bad record starts */
     char why[128];
@@ -109,6 +115,8 @@ int kd__wal_check_header(const uint8_t *img, uint64_t len, uint32_t segnum);
 
 /* Cuts the active segment back to `size` bytes (torn-tail repair at open). */
 int kd__wal_truncate_active(kd_wal *w, uint64_t size);
+/* Rewrites the header of the active segment when a crash cut it short (open). */
+int kd__wal_rewrite_header(kd_wal *w);
 
 /* Appends one record (the caller serializes appends). If the record would cross the
 ** segment size, the active segment is synced and a new one started first. *loc receives
