@@ -78,7 +78,7 @@ $(BUILD)/tests/%: tests/unit/%.c tests/unit/t.h $(BUILD)/libkorudelta.a $(HDRS)
 
 $(BUILD)/examples/%: examples/%.c $(BUILD)/libkorudelta.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) -o $@ $< $(BUILD)/libkorudelta.a $(LDLIBS)
+	$(CC) $(CFLAGS_BASE) -Iinclude -o $@ $< $(BUILD)/libkorudelta.a $(LDLIBS)
 EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
 examples: $(EXAMPLES)
 
@@ -87,8 +87,8 @@ test: deps-test
 	@BUILD=$(BUILD) tests/run.sh
 
 test-crash: deps-test
-	@$(MAKE) --no-print-directory all
-	@KD_CRASH_ROUNDS=200 BUILD=$(BUILD) tests/cli/crash_kill9.sh
+	@$(MAKE) --no-print-directory all $(BUILD)/tests/test_crash
+	@KD_CRASH_ROUNDS=200 $(BUILD)/tests/test_crash
 
 asan:
 	@scripts/deps.sh test

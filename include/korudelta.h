@@ -231,7 +231,9 @@ typedef struct kd_stats {
     uint64_t versions;     /* all versions in the database, tombstones included */
     uint64_t seq;          /* last committed seq */
     uint64_t values;       /* distinct stored values */
-    uint64_t disk_bytes;   /* bytes in log segments and checkpoint */
+    uint64_t disk_bytes;   /* size of the files: log segments (including the zero-filled
+                              space ahead of the write position) and the checkpoint */
+    uint64_t log_bytes;    /* bytes of log records written (headers included) */
     uint64_t segments;
     uint64_t cache_bytes;  /* bytes held by the value cache */
     uint64_t cache_hits, cache_misses;

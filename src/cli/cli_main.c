@@ -315,7 +315,7 @@ static int parse_args(cli *c, int argc, char **argv) {
                 }
                 val = argv[++i];
             } else if (!o->has_arg && val) {
-                usage_error(c, "option '%s' takes no value%s", a, "");
+                usage_error(c, "option '--%s' takes no value%s", o->name, "");
                 continue;
             }
             if (o->id == O_HELP) help = 1;

@@ -279,6 +279,7 @@ int kd_open(const char *path, const kd_options *opt, kd_db **out) {
         db->flusher_running = 1;
     }
     *out = db;
+    kd__err_clear();
     return KD_OK;
 fail: {
     char msg[1024];

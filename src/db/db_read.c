@@ -490,6 +490,7 @@ int kd_stats_get(kd_db *db, kd_stats *st) {
     st->values = db->ix.nvals;
     st->segments = db->wal.nsegs;
     st->disk_bytes = kd__wal_disk_bytes(&db->wal);
+    st->log_bytes = kd__wal_log_bytes(&db->wal);
     pthread_mutex_lock(&db->cache.mu);
     st->cache_bytes = db->cache.used;
     st->cache_hits = db->cache.hits;

@@ -403,6 +403,12 @@ uint64_t kd__wal_end(kd_wal *w) {
 
 uint64_t kd__wal_disk_bytes(kd_wal *w) {
     uint64_t t = 0;
+    for (size_t i = 0; i < w->nsegs; i++) t += KD_MAX(w->segs[i].alloc, w->segs[i].size);
+    return t;
+}
+
+uint64_t kd__wal_log_bytes(kd_wal *w) {
+    uint64_t t = 0;
     for (size_t i = 0; i < w->nsegs; i++) t += w->segs[i].size;
     return t;
 }

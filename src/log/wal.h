@@ -133,6 +133,7 @@ int kd__wal_sync_all(kd_wal *w);
 int kd__wal_pread(kd_wal *w, uint64_t loc, void *buf, size_t n);
 /* Current end of the log (for checkpoints). */
 uint64_t kd__wal_end(kd_wal *w);
-uint64_t kd__wal_disk_bytes(kd_wal *w);
+uint64_t kd__wal_disk_bytes(kd_wal *w);  /* file sizes */
+uint64_t kd__wal_log_bytes(kd_wal *w);   /* bytes of segment headers and records */
 
 #endif
