@@ -607,12 +607,17 @@ static int resolve_ops(kd_db *db, kd_batch *b, const kd_put_cond *cond, uint32_t
     int rc;
     char pre[160];
     *nnew = 0;
+    size_t seen_size = 16;
+    while (seen_size < b->n * 2) seen_size *= 2;
+    uint32_t seen_mask = (uint32_t)(seen_size - 1);
+    size_t *seen = kd__calloc(seen_size, sizeof *seen);
+    if (!seen) return kd__err(KD_NOMEM, "out of memory");
     for (size_t i = 0; i < b->n; i++) {
         kd_op *o = &b->ops[i];
         uint32_t nsi;
-        if ((rc = kd__index_ns(ix, o->ns, &nsi)) != KD_OK) return rc;
-        if ((rc = kd__index_key(ix, nsi, o->key, strlen(o->key), &o->key_num)) != KD_OK) return rc;
-        if ((rc = kd__index_key_reserve(ix, o->key_num, 1)) != KD_OK) return rc;
+        if ((rc = kd__index_ns(ix, o->ns, &nsi)) != KD_OK) goto out;
+        if ((rc = kd__index_key(ix, nsi, o->key, strlen(o->key), &o->key_num)) != KD_OK) goto out;
+        if ((rc = kd__index_key_reserve(ix, o->key_num, 1)) != KD_OK) goto out;
         kd_key *k = kd__key(ix, o->key_num);
         const kd_ver *cur = k->nvers ? kd__ver(ix, kd__key_seq(k, k->nvers - 1)) : NULL;
         int live = cur && cur->val != 0;
@@ -620,44 +625,63 @@ static int resolve_ops(kd_db *db, kd_batch *b, const kd_put_cond *cond, uint32_t
         if (cur) memcpy(o->prev, cur->id, 32);
         if (o->del && !live) {
             if (cur)
-                return kd__err(KD_NOTFOUND, "%s%s/%s not found (already deleted)", item_prefix(pre, sizeof pre, b, i),
+                rc = kd__err(KD_NOTFOUND, "%s%s/%s not found (already deleted)", item_prefix(pre, sizeof pre, b, i),
                                o->ns, o->key);
-            return kd__err(KD_NOTFOUND, "%s%s/%s not found", item_prefix(pre, sizeof pre, b, i), o->ns, o->key);
+            else
+                rc = kd__err(KD_NOTFOUND, "%s%s/%s not found", item_prefix(pre, sizeof pre, b, i), o->ns, o->key);
+            goto out;
         }
         if (cond && cond->if_absent && live) {
             char hx[65];
             kd_hex(cur->id, hx);
-            return kd__err(KD_CONFLICT, "%s/%s already exists (current version %s)", o->ns, o->key, hx);
+            rc = kd__err(KD_CONFLICT, "%s/%s already exists (current version %s)", o->ns, o->key, hx);
+            goto out;
         }
         if (cond && cond->if_version) {
-            if (!kd__hex_prefix_valid(cond->if_version))
-                return kd__err(KD_INVALID, "invalid version id \"%s\": expected 8 to 64 hex digits", cond->if_version);
-            if (!live)
-                return kd__err(KD_CONFLICT, "%s/%s has no current version (expected %s)", o->ns, o->key,
-                               cond->if_version);
+            if (!kd__hex_prefix_valid(cond->if_version)) {
+                rc = kd__err(KD_INVALID, "invalid version id \"%s\": expected 8 to 64 hex digits", cond->if_version);
+                goto out;
+            }
+            if (!live) {
+                rc = kd__err(KD_CONFLICT, "%s/%s has no current version (expected %s)", o->ns, o->key,
+                             cond->if_version);
+                goto out;
+            }
             if (!hex_prefix_match(cur->id, cond->if_version)) {
                 char hx[65];
                 kd_hex(cur->id, hx);
-                return kd__err(KD_CONFLICT, "%s/%s is at version %s, not %s", o->ns, o->key, hx, cond->if_version);
+                rc = kd__err(KD_CONFLICT, "%s/%s is at version %s, not %s", o->ns, o->key, hx, cond->if_version);
+                goto out;
             }
         }
         o->val = 0;
         o->newval = -1;
         if (!o->del) {
-            for (size_t j = 0; j < i && !o->val && o->newval < 0; j++) {
-                kd_op *p = &b->ops[j];
-                if (!p->del && memcmp(p->hash, o->hash, 32) == 0) {
-                    o->val = p->val;
-                    o->newval = p->newval;
+            /* The same value earlier in this commit? (per-commit table of op indexes) */
+            uint32_t j = kd__get_u32(o->hash) & seen_mask;
+            size_t dup = 0;
+            while (seen[j]) {
+                kd_op *p = &b->ops[seen[j] - 1];
+                if (memcmp(p->hash, o->hash, 32) == 0) {
+                    dup = seen[j];
+                    break;
                 }
+                j = (j + 1) & seen_mask;
             }
-            if (!o->val && o->newval < 0) {
-                if ((rc = find_value(db, o->hash, &o->val)) != KD_OK) return rc;
+            if (dup) {
+                o->val = b->ops[dup - 1].val;
+                o->newval = b->ops[dup - 1].newval;
+            } else {
+                seen[j] = i + 1;
+                if ((rc = find_value(db, o->hash, &o->val)) != KD_OK) goto out;
                 if (!o->val) o->newval = (int)(*nnew)++;
             }
         }
     }
-    return kd__index_reserve(ix, b->n, *nnew);
+    rc = kd__index_reserve(ix, b->n, *nnew);
+out:
+    kd__free(seen);
+    return rc;
 }
 
 static void encode_commit(kd_db *db, kd_batch *b, uint64_t first_seq, int64_t ts, uint32_t nnew,

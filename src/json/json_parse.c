@@ -252,13 +252,11 @@ static int hexval(unsigned char c) {
     return -1;
 }
 
-/* Reads the 4 hex digits after "\u" at p->pos (which points at the backslash). */
+/* Reads the 4 hex digits of the \u escape whose backslash is at `at`. */
 static int read_u4(parser *p, size_t at, unsigned *cp) {
-    if (at + 6 > p->len) {
-        return perr(p, KD_INVALID, at, "truncated \\u escape");
-    }
     unsigned v = 0;
     for (size_t i = 0; i < 4; i++) {
+        if (at + 2 + i >= p->len) return perr(p, KD_INVALID, p->len, "truncated \\u escape");
         int h = hexval(p->s[at + 2 + i]);
         if (h < 0) return perr(p, KD_INVALID, at + 2 + i, "invalid hex digit in \\u escape");
         v = v << 4 | (unsigned)h;
@@ -546,6 +544,7 @@ static int parse_array(parser *p) {
             skip_ws(p);
             if (p->pos < p->len && p->s[p->pos] == ',') {
                 p->pos++;
+                skip_ws(p);
                 continue;
             }
             if (p->pos < p->len && p->s[p->pos] == ']') {

@@ -7,8 +7,9 @@
 ** tree and writes back to the same bytes. For that: strings are escaped in exactly one way
 ** (see json.h); an integral double within int64 is written as an integer; every other
 ** double in the shortest "%.{p}g" (p = 1..17) that strtod reads back to the same double,
-** lengthened if needed so that the text does not denote an int64 integer (only 2^63 needs
-** that: its shortest form 9.2233720368547758e+18 would read back as an int). Number
+** lengthened if that text would denote an int64 integer (it would read back as KD_JINT).
+** That last rule is a guard: only doubles of magnitude >= 2^63 could be concerned, and the
+** closest one, 2^63, prints as 9.223372036854776e+18, already above INT64_MAX. Number
 ** formatting and reading happen in the C locale whatever the application's locale is.
 ** Out of memory is reported only through kd_buf.oom: writers never fail half-way silently.
 */

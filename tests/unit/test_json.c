@@ -92,20 +92,22 @@ TEST(numbers) {
         {"0e999999999999999999", "0"}, {"1", "1"}, {"1.0", "1"}, {"1e0", "1"}, {"1E+0", "1"},
         {"10E-1", "1"}, {"0.5e1", "5"}, {"0.1e1", "1"}, {"-12.5e1", "-125"}, {"1.23e2", "123"},
         {"1E2", "100"}, {"100e-2", "1"}, {"1.000000000000000000000000000", "1"},
-        {"12345678901234567890e-10", "1234567890.123456789"[0] ? "1234567890.1234567" : ""},
+        {"12345678901234567890e-10", "1234567890.1234567"},
         {"9223372036854775807", "9223372036854775807"},
         {"-9223372036854775808", "-9223372036854775808"},
         {"9223372036854775807.0", "9223372036854775807"},
         {"922337203685477580.7e1", "9223372036854775807"},
-        {"9223372036854775808", "9223372036854775808"},    /* 2^63: a double, written so it stays one */
-        {"9223372036854775808.0", "9223372036854775808"},
-        {"9.223372036854775808e18", "9223372036854775808"},
+        {"9223372036854775808", "9.223372036854776e+18"},  /* 2^63: a double, and stays one */
+        {"9223372036854775808.0", "9.223372036854776e+18"},
+        {"9.223372036854775808e18", "9.223372036854776e+18"},
+        {"9223372036854775807.5", "9.223372036854776e+18"},
+        {"9.223372036854776e+18", "9.223372036854776e+18"},
         {"-9223372036854775809", "-9223372036854775808"},  /* rounds to the double -2^63 */
-        {"18446744073709551616", "18446744073709552000"[0] ? "1.8446744073709552e+19" : ""},
+        {"18446744073709551616", "1.8446744073709552e+19"},
         {"9007199254740993", "9007199254740993"},          /* exact, not through a double */
         {"9.007199254740993e15", "9007199254740993"},
         {"1.5", "1.5"}, {"-1.5", "-1.5"}, {"0.1", "0.1"}, {"1.25", "1.25"}, {"12.5e-1", "1.25"},
-        {"1.234e2", "123.4"}, {"-1e-2", "-0.01"}, {"1e-5", "1.0000000000000001e-05"[0] ? "1e-05" : ""},
+        {"1.234e2", "123.4"}, {"-1e-2", "-0.01"}, {"1e-5", "1e-05"},
         {"-1.5e-7", "-1.5e-07"}, {"0.30000000000000004", "0.30000000000000004"},
         {"1e22", "1e+22"}, {"1e20", "1e+20"}, {"1.5e300", "1.5e+300"},
         {"123456789012345678901234567890", "1.2345678901234568e+29"},
@@ -257,7 +259,8 @@ TEST(rejections) {
         {"\"\\U0041\"", 0, 1, "invalid escape"},
         {"\"\\u12G4\"", 0, 5, "hex digit"},
         {"\"\\u12\"", 0, 5, "hex digit"},
-        {"\"\\u12", 0, 1, "truncated"},
+        {"\"\\u12", 0, 5, "truncated"},
+        {"\"\\u", 0, 3, "truncated"},
         {"\"\\ud800\"", 0, 1, "surrogate"},
         {"\"x\\udc00\"", 0, 2, "lone low surrogate"},
         {"\"\\ud800\\u0041\"", 0, 1, "surrogate"},
@@ -709,7 +712,8 @@ static void gen_raw_string(kd_buf *s, int keyish) {
     for (size_t i = 0; i < n; i++) {
         uint64_t r = rnd() % 20;
         unsigned cp;
-        if (keyish && r < 16) cp = "abcd/~"[rnd() % 6];
+        if (keyish && r == 15 && rnd() % 4 == 0) cp = 0;
+        else if (keyish && r < 16) cp = "abcd/~"[rnd() % 6];
         else if (r < 10) cp = 0x20 + (unsigned)(rnd() % 95);
         else if (r < 12) cp = (unsigned)(rnd() % 0x20);               /* controls, NUL */
         else if (r < 13) cp = "\"\\/"[rnd() % 3];
@@ -853,12 +857,17 @@ static char *gen_doc(size_t *len) {
 }
 
 TEST(canonical_idempotent) {
-    int bad = 0;
+    int bad = 0, invalid = 0;
     for (int i = 0; i < 4000; i++) {
         size_t len;
         char *text = gen_doc(&len);
         kd_json *v = NULL;
         int rc = kd__json_parse(text, len, &v, NULL);
+        if (rc != KD_OK) { /* rare generator output such as 2e+308; the oracle test covers it */
+            invalid++;
+            kd__free(text);
+            continue;
+        }
         char *c1 = rc == KD_OK ? write_canon(v) : NULL;
         char *c2 = c1 ? canon(c1) : NULL;
         kd_json *v2 = c1 ? parse(c1) : NULL;
@@ -871,18 +880,23 @@ TEST(canonical_idempotent) {
         kd__json_free(v2);
     }
     CHECK_EQ_INT(bad, 0);
+    CHECK(invalid < 40);
 }
 
 /* Builds b from a by random edits on the tree, so that diffs find real structure: change
 ** scalars, add/remove object members, insert/delete array elements in the middle. */
 static kd_json *mutate_tree(const kd_json *a, int *changes);
 
+/* A random document (the generator can make a rare invalid text, e.g. "2e+308" from
+** rounding DBL_MAX to one digit: retry then). */
 static kd_json *random_value(void) {
-    size_t len;
-    char *t = gen_doc(&len);
     kd_json *v = NULL;
-    kd__json_parse(t, len, &v, NULL);
-    kd__free(t);
+    while (!v) {
+        size_t len;
+        char *t = gen_doc(&len);
+        kd__json_parse(t, len, &v, NULL);
+        kd__free(t);
+    }
     return v;
 }
 
@@ -1102,6 +1116,16 @@ static int oracle_check(const char *text, size_t len, int *accepted, int *specia
     } else if (rc == KD_OK && !j && json_error_code(&jerr) == json_error_null_byte_in_key) {
         ok = 1; /* NUL in a key: fine for us */
         (*special)++;
+    } else if (rc == KD_INVALID && j && err.pos < len && text[err.pos] == 0) {
+        /* jansson's lexer loses a raw NUL byte that follows a literal or a number (its
+        ** stream buffer uses NUL as "refill"), so it accepts "true\0". RFC 8259 does not: we
+        ** reject. Check that without that byte both agree again. */
+        char *copy = malloc(len);
+        memcpy(copy, text, err.pos);
+        memcpy(copy + err.pos, text + err.pos + 1, len - err.pos - 1);
+        ok = oracle_check(copy, len - 1, accepted, special);
+        free(copy);
+        (*special)++;
     } else {
         ok = 0;
     }
@@ -1190,7 +1214,8 @@ TEST(jansson_oracle) {
 TEST(public_api) {
     char *out = NULL;
     size_t n = 0;
-    CHECK_EQ_INT(kd_json_canonical("{\"b\":1, \"a\":[1.0, 2.50]}", 24, &out, &n), KD_OK);
+    const char *in = "{\"b\":1, \"a\":[1.0, 2.50]}";
+    CHECK_EQ_INT(kd_json_canonical(in, strlen(in), &out, &n), KD_OK);
     CHECK_EQ_STR(out, "{\"a\":[1,2.5],\"b\":1}");
     CHECK_EQ_INT(n, strlen("{\"a\":[1,2.5],\"b\":1}"));
     kd_free(out);
@@ -1202,7 +1227,8 @@ TEST(public_api) {
     CHECK_EQ_STR(out, "1");
     kd_free(out);
 
-    CHECK_EQ_INT(kd_json_pretty("{\"b\":[1],\"a\":{}}", 17, &out, &n), KD_OK);
+    in = "{\"b\":[1],\"a\":{}}";
+    CHECK_EQ_INT(kd_json_pretty(in, strlen(in), &out, &n), KD_OK);
     CHECK_EQ_STR(out, "{\n  \"a\": {},\n  \"b\": [\n    1\n  ]\n}");
     CHECK_EQ_INT(n, strlen(out));
     kd_free(out);
@@ -1329,9 +1355,6 @@ TEST(out_of_memory) {
     oom_patch = parse(pb.p);
     kd__buf_free(&pb);
     CHECK(oom_a && oom_b && oom_patch);
-    int n;
-    CHECK((n = oom_parse()) > 20);
-    CHECK((n = oom_canonical()) > 0 || 1);
     CHECK(oom_loop(oom_parse) > 20);
     CHECK(oom_loop(oom_canonical) > 20);
     CHECK(oom_loop(oom_canonicalize_buf) > 20);
