@@ -235,6 +235,7 @@ typedef struct kd_stats {
                               space ahead of the write position) and the checkpoint */
     uint64_t log_bytes;    /* bytes of log records written (headers included) */
     uint64_t segments;
+    uint64_t index_bytes;  /* bytes allocated for the in-memory version index */
     uint64_t cache_bytes;  /* bytes held by the value cache */
     uint64_t cache_hits, cache_misses;
     uint64_t fsyncs;

@@ -231,8 +231,8 @@ static void print_global_help(FILE *f) {
 }
 
 static void print_command_help(FILE *f, const cli_cmd *cmd) {
-    fprintf(f, "Usage: kdelta %s%s%s [OPTIONS]\n\n%s\n%s", cmd->name, *cmd->args ? " " : "",
-            cmd->args, cmd->summary, cmd->help);
+    fprintf(f, "Usage: kdelta %s%s%s [OPTIONS]\n\n%s", cmd->name, *cmd->args ? " " : "",
+            cmd->args, cmd->help);
     fprintf(f, "\nGlobal options: --db PATH, --json, --sync MODE, --no-color (see kdelta --help)\n");
 }
 
@@ -342,13 +342,12 @@ static int parse_args(cli *c, int argc, char **argv) {
             /* `kdelta help CMD` */
             c->cmd = find_command(a);
             if (!c->cmd) usage_error(c, "unknown command '%s'%s (see kdelta --help)", a, "");
-            help = 1;
             continue;
         }
         if (c->npos < CLI_MAX_POS) c->pos[c->npos] = a;
         c->npos++;
     }
-    if (c->cmd_name && strcmp(c->cmd_name, "help") == 0) help = 1;
+    if (c->cmd_name && strcmp(c->cmd_name, "help") == 0 && (c->cmd || !c->err_rc)) help = 1;
     if (help) return WANT_HELP;
     if (version) return WANT_VERSION;
     if (c->err_rc) return WANT_RUN;

@@ -359,11 +359,7 @@ static int find_value(kd_db *db, const uint8_t hash[32], uint32_t *found) {
     uint32_t it = 0, v;
     *found = 0;
     while ((v = kd__index_val_next(&db->ix, hash32(hash), &it)) != 0) {
-        uint8_t h[32];
-        if (!kd__cache_hash(&db->cache, &db->ix, v - 1, h)) {
-            int rc = kd__wal_pread(&db->wal, kd__val(&db->ix, v - 1)->loc - 36, h, 32);
-            if (rc != KD_OK) return rc;
-        }
+        const uint8_t *h = kd__wal_at(&db->wal, kd__val(&db->ix, v - 1)->loc - 36);
         if (memcmp(h, hash, 32) == 0) {
             *found = v;
             return KD_OK;
@@ -394,7 +390,7 @@ int kd__db_apply_commit(kd_db *db, const kd_commit *c, uint64_t payload_loc, int
     for (uint32_t i = 0; i < c->nvals; i++) {
         uint32_t f;
         if ((rc = find_value(db, c->vals[i].hash, &f)) != KD_OK) goto out;
-        if (!f) f = kd__index_add_val(ix, hash32(c->vals[i].hash), payload_loc + c->vals[i].off, c->vals[i].len) + 1;
+        if (!f) f = kd__index_add_val(ix, hash32(c->vals[i].hash), payload_loc + c->vals[i].off) + 1;
         valnum[i] = f;
     }
     for (uint32_t i = 0; i < c->nvers; i++) {
@@ -428,7 +424,7 @@ int kd__db_apply_commit(kd_db *db, const kd_commit *c, uint64_t payload_loc, int
                 goto out;
             }
         }
-        kd__index_add_ver(ix, c->first_seq + i, v->id, c->ts, val, ki);
+        kd__index_add_ver(ix, c->first_seq + i, payload_loc + (uint64_t)(v->id - c->base), c->ts, val, ki);
     }
     db->last_seq = c->first_seq + c->nvers - 1;
     if (c->ts > db->last_ts) db->last_ts = c->ts;
@@ -454,6 +450,7 @@ typedef struct kd_op {
     uint32_t val;        /* existing value number + 1, or 0 */
     int newval;          /* index into this commit's new values, or -1 */
     uint8_t id[32];
+    uint32_t id_off;     /* where the id sits in the commit payload */
 } kd_op;
 
 struct kd_batch {
@@ -620,9 +617,10 @@ static int resolve_ops(kd_db *db, kd_batch *b, const kd_put_cond *cond, uint32_t
         if ((rc = kd__index_key_reserve(ix, o->key_num, 1)) != KD_OK) goto out;
         kd_key *k = kd__key(ix, o->key_num);
         const kd_ver *cur = k->nvers ? kd__ver(ix, kd__key_seq(k, k->nvers - 1)) : NULL;
+        const uint8_t *cur_id = cur ? kd__wal_at(&db->wal, cur->loc) : NULL;
         int live = cur && cur->val != 0;
         o->has_prev = cur != NULL;
-        if (cur) memcpy(o->prev, cur->id, 32);
+        if (cur) memcpy(o->prev, cur_id, 32);
         if (o->del && !live) {
             if (cur)
                 rc = kd__err(KD_NOTFOUND, "%s%s/%s not found (already deleted)", item_prefix(pre, sizeof pre, b, i),
@@ -633,7 +631,7 @@ static int resolve_ops(kd_db *db, kd_batch *b, const kd_put_cond *cond, uint32_t
         }
         if (cond && cond->if_absent && live) {
             char hx[65];
-            kd_hex(cur->id, hx);
+            kd_hex(cur_id, hx);
             rc = kd__err(KD_CONFLICT, "%s/%s already exists (current version %s)", o->ns, o->key, hx);
             goto out;
         }
@@ -647,9 +645,9 @@ static int resolve_ops(kd_db *db, kd_batch *b, const kd_put_cond *cond, uint32_t
                              cond->if_version);
                 goto out;
             }
-            if (!hex_prefix_match(cur->id, cond->if_version)) {
+            if (!hex_prefix_match(cur_id, cond->if_version)) {
                 char hx[65];
-                kd_hex(cur->id, hx);
+                kd_hex(cur_id, hx);
                 rc = kd__err(KD_CONFLICT, "%s/%s is at version %s, not %s", o->ns, o->key, hx, cond->if_version);
                 goto out;
             }
@@ -713,6 +711,7 @@ static void encode_commit(kd_db *db, kd_batch *b, uint64_t first_seq, int64_t ts
         kd__buf_append(r, o->key, keylen);
         if (!o->del) kd__buf_append(r, o->hash, 32);
         if (o->has_prev) kd__buf_append(r, o->prev, 32);
+        o->id_off = (uint32_t)r->len;
         kd__buf_append(r, o->id, 32);
     }
 }
@@ -766,15 +765,15 @@ static int commit(kd_db *db, kd_batch *b, const kd_put_cond *cond, uint64_t *fir
     for (size_t i = 0, k = 0; i < b->n; i++) {
         kd_op *o = &b->ops[i];
         if (o->del || o->newval != (int)k) continue;
-        uint32_t v = kd__index_add_val(&db->ix, kd__get_u32(o->hash), loc + valoff[k], (uint32_t)o->canon_len);
-        kd__cache_put(&db->cache, &db->ix, v, o->canon, (uint32_t)o->canon_len, o->hash);
+        uint32_t v = kd__index_add_val(&db->ix, kd__get_u32(o->hash), loc + valoff[k]);
+        kd__cache_put(&db->cache, v, o->canon, (uint32_t)o->canon_len, o->hash);
         valoff[k++] = v + 1; /* from here on: the new value's number + 1 */
     }
     for (size_t i = 0; i < b->n; i++) {
         kd_op *o = &b->ops[i];
         uint32_t val = o->del ? 0 : o->val ? o->val : valoff[o->newval];
         o->val = val;
-        kd__index_add_ver(&db->ix, first_seq + i, o->id, ts, val, o->key_num);
+        kd__index_add_ver(&db->ix, first_seq + i, loc + o->id_off, ts, val, o->key_num);
     }
     pthread_rwlock_unlock(&db->ix_lock);
     db->last_seq = first_seq + b->n - 1;

@@ -70,7 +70,8 @@ static int check_rec(void *arg, const kd_rec *r) {
             }
             const kd_ver *xv = kd__ver(ix, seq);
             const kd_key *k = kd__key(ix, xv->key);
-            if (memcmp(xv->id, v->id, 32) != 0 || xv->ts != cm.ts || (xv->val == 0) != (v->value_hash == NULL) ||
+            uint64_t id_loc = KD_LOC(r->seg, r->off + KD_REC_HEADER + (uint64_t)(v->id - cm.base));
+            if (xv->loc != id_loc || xv->ts != cm.ts || (xv->val == 0) != (v->value_hash == NULL) ||
                 k->len != v->keylen || memcmp(k->name, v->key, v->keylen) != 0)
                 report_error(c->rep, "segment %u offset %llu: version seq %llu differs between the log and the index",
                              r->seg, (unsigned long long)r->off, (unsigned long long)seq);
@@ -126,7 +127,7 @@ int kd_check_path(const char *path, int deep, kd_check_report *report) {
     kd__err_clear();
     memset(report, 0, sizeof *report);
     report->ok = 1;
-    int rc = kd__wal_open(&w, kd__os_unix(), path, 1ull << 40, 1, 0);
+    int rc = kd__wal_open(&w, kd__os_unix(), path, 64u << 20, 1, 0);
     if (rc == KD_OK) rc = check_wal(&w, NULL, deep, report);
     else if (rc == KD_CORRUPT) {
         report_error(report, "%s", kd__errmsg_get());

@@ -39,26 +39,22 @@ void kd_hex(const uint8_t id[32], char out[65]) {
 static uint64_t visible(kd_db *db) { return atomic_load(&db->visible_seq); }
 
 int kd__db_value(kd_db *db, uint32_t val, char **out, uint32_t *len, uint8_t hash[32]) {
-    kd_val *x = kd__val(&db->ix, val);
-    *len = x->len;
-    if (kd__cache_get(&db->cache, &db->ix, val, out, hash)) return *out ? KD_OK : kd__err(KD_NOMEM, "out of memory");
-    uint8_t *buf = kd__malloc((size_t)x->len + 37);
+    if (kd__cache_get(&db->cache, val, out, hash)) {
+        if (!*out) return kd__err(KD_NOMEM, "out of memory");
+        *len = (uint32_t)strlen(*out);
+        return KD_OK;
+    }
+    /* Cold: straight from the log's mapping (hash, length, bytes; checked at recovery). */
+    const uint8_t *p = kd__wal_at(&db->wal, kd__val(&db->ix, val)->loc);
+    uint32_t n = kd__get_u32(p - 4);
+    char *buf = kd__malloc((size_t)n + 1);
     if (!buf) return kd__err(KD_NOMEM, "out of memory");
-    int rc = kd__wal_pread(&db->wal, x->loc - 36, buf, (size_t)x->len + 36);
-    if (rc != KD_OK) {
-        kd__free(buf);
-        return rc;
-    }
-    if (kd__get_u32(buf + 32) != x->len) {
-        kd__free(buf);
-        return kd__err(KD_CORRUPT, "segment %u offset %llu: stored value length disagrees with the index",
-                       KD_LOC_SEG(x->loc), (unsigned long long)KD_LOC_OFF(x->loc) - 4);
-    }
-    memcpy(hash, buf, 32);
-    memmove(buf, buf + 36, x->len);
-    buf[x->len] = 0;
-    kd__cache_put(&db->cache, &db->ix, val, (const char *)buf, x->len, hash);
-    *out = (char *)buf;
+    memcpy(buf, p, n);
+    buf[n] = 0;
+    memcpy(hash, p - 36, 32);
+    kd__cache_put(&db->cache, val, buf, n, hash);
+    *out = buf;
+    *len = n;
     return KD_OK;
 }
 
@@ -70,13 +66,13 @@ int kd__db_fill(kd_db *db, uint64_t seq, int want_value, kd_entry *e) {
     memset(e, 0, sizeof *e);
     e->seq = seq;
     e->timestamp = v->ts;
-    memcpy(e->version_id, v->id, 32);
+    memcpy(e->version_id, kd__wal_at(&db->wal, v->loc), 32);
     e->deleted = v->val == 0;
     int64_t pos = kd__index_pos(k, seq);
     const kd_ver *pv = pos > 0 ? kd__ver(ix, kd__key_seq(k, (uint32_t)pos - 1)) : NULL;
     if (pv) {
         e->has_previous = 1;
-        memcpy(e->previous_version, pv->id, 32);
+        memcpy(e->previous_version, kd__wal_at(&db->wal, pv->loc), 32);
     }
     e->change = e->deleted ? KD_CHANGE_DELETE : (pv && pv->val) ? KD_CHANGE_UPDATE : KD_CHANGE_INSERT;
     e->ns = kd__strdup(ix->ns[k->ns].name);
@@ -90,9 +86,8 @@ int kd__db_fill(kd_db *db, uint64_t seq, int want_value, kd_entry *e) {
             uint32_t len;
             if ((rc = kd__db_value(db, v->val - 1, &e->value, &len, e->value_hash)) != KD_OK) goto out;
             e->value_len = len;
-        } else if (!kd__cache_hash(&db->cache, ix, v->val - 1, e->value_hash)) {
-            rc = kd__wal_pread(&db->wal, kd__val(ix, v->val - 1)->loc - 36, e->value_hash, 32);
-        }
+        } else
+            memcpy(e->value_hash, kd__wal_at(&db->wal, kd__val(ix, v->val - 1)->loc - 36), 32);
     }
 out:
     if (rc != KD_OK) kd_entry_clear(e);
@@ -174,13 +169,13 @@ static int find_version(kd_db *db, const char *hex, int64_t key, uint64_t *seq) 
         const kd_key *k = kd__key(&db->ix, (uint32_t)key);
         for (uint32_t i = 0; i < k->nvers; i++) {
             uint64_t s = kd__key_seq(k, i);
-            if (s > vis || !id_matches(kd__ver(&db->ix, s)->id, hex, n)) continue;
+            if (s > vis || !id_matches(kd__wal_at(&db->wal, kd__ver(&db->ix, s)->loc), hex, n)) continue;
             if (found) return kd__err(KD_AMBIGUOUS, "version id prefix %s is ambiguous; give more digits", hex);
             found = s;
         }
     } else {
         for (uint64_t s = 1; s <= vis; s++) {
-            if (!id_matches(kd__ver(&db->ix, s)->id, hex, n)) continue;
+            if (!id_matches(kd__wal_at(&db->wal, kd__ver(&db->ix, s)->loc), hex, n)) continue;
             if (found) return kd__err(KD_AMBIGUOUS, "version id prefix %s is ambiguous; give more digits", hex);
             found = s;
         }
@@ -488,6 +483,7 @@ int kd_stats_get(kd_db *db, kd_stats *st) {
     st->seq = visible(db);
     st->versions = st->seq;
     st->values = db->ix.nvals;
+    st->index_bytes = kd__index_bytes(&db->ix);
     st->segments = db->wal.nsegs;
     st->disk_bytes = kd__wal_disk_bytes(&db->wal);
     st->log_bytes = kd__wal_log_bytes(&db->wal);

@@ -114,8 +114,9 @@ int kd__json_diff(const kd_json *a, const kd_json *b, kd_buf *patch);
 ** copy, test) to *doc, which may be NULL (an absent document: only an add or replace at
 ** the root path "" can create it; a remove of "" makes it absent again). The patch is
 ** applied to a copy, so on any failure *doc is unchanged. Returns KD_OK, KD_INVALID (a
-** malformed patch, a path that does not exist, a failed test; the message says which
-** operation, by 0-based index) or KD_NOMEM. */
+** malformed patch, a path that does not exist, a failed test, a result nesting deeper
+** than KD_JSON_MAX_DEPTH; the message says which operation, by 0-based index) or
+** KD_NOMEM. */
 int kd__json_patch_apply(kd_json **doc, const kd_json *patch);
 
 /* ---- shared between the json_*.c files ------------------------------------------- */

@@ -12,7 +12,8 @@
 **
 ** Apply invariants: the patch runs on a copy of the document, so a failing operation
 ** (malformed, missing path, failed test, out of memory) leaves the caller's document
-** untouched; every helper that takes a value to insert owns it from then on, and frees it
+** untouched; the result never nests deeper than KD_JSON_MAX_DEPTH (so it can be written
+** and parsed back); every helper that takes a value to insert owns it from then on, and frees it
 ** if it fails.
 */
 #include "json/json.h"
@@ -292,10 +293,30 @@ static int array_insert(kd_json *arr, size_t idx, kd_json *val) {
     return KD_OK;
 }
 
+/* Levels of arrays/objects in v (0 for a scalar). */
+static size_t json_depth(const kd_json *v) {
+    size_t d = 0;
+    if (v->type == KD_JARRAY)
+        for (size_t i = 0; i < v->u.arr.n; i++) d = KD_MAX(d, json_depth(v->u.arr.v[i]));
+    else if (v->type == KD_JOBJECT)
+        for (size_t i = 0; i < v->u.obj.n; i++) d = KD_MAX(d, json_depth(v->u.obj.m[i].val));
+    else return 0;
+    return d + 1;
+}
+
+/* A patch must not build a document the parser would refuse (and that recursive walks
+** could not bound): val placed at path must stay within KD_JSON_MAX_DEPTH levels. */
+static int too_deep(const kd_json *path, const kd_json *val) {
+    size_t tokens = 0;
+    for (size_t i = 0; i < path->u.str.len; i++) tokens += path->u.str.s[i] == '/';
+    return tokens + json_depth(val) > KD_JSON_MAX_DEPTH;
+}
+
 /* RFC 6902 "add" of val (owned from now on) at path. */
 static int op_add(applier *ap, kd_json **root, const kd_json *path, kd_json *val) {
-    kd_json *parent;
-    int rc = locate_parent(ap, root, path, &parent);
+    kd_json *parent = NULL;
+    int rc = too_deep(path, val) ? bad(ap, "the result would nest deeper than the limit", path)
+                                 : locate_parent(ap, root, path, &parent);
     size_t idx;
     if (rc != KD_OK) {
         kd__json_free(val);
@@ -382,6 +403,7 @@ static int apply_op(applier *ap, kd_json **root, const kd_json *op) {
         kd_json **slot = find_slot(ap, root, path, &rc);
         if (!slot) return rc;
         if (o[0] == 't') return kd__json_equal(*slot, value) ? KD_OK : bad(ap, "test failed", path);
+        if (too_deep(path, value)) return bad(ap, "the result would nest deeper than the limit", path);
         kd_json *c = kd__json_clone(value);
         if (!c) return kd__err(KD_NOMEM, "out of memory");
         kd__json_free(*slot);

@@ -556,17 +556,15 @@ static int parse_array(parser *p) {
     }
     p->depth--;
     size_t n = p->nvals - base;
-    kd_json *v = new_node(p, KD_JARRAY);
-    if (!v) return KD_NOMEM;
-    if (n) {
-        v->u.arr.v = kd__malloc(n * sizeof *v->u.arr.v);
-        if (!v->u.arr.v) {
-            kd__free(v);
-            return nomem(p);
-        }
-        memcpy(v->u.arr.v, p->vals + base, n * sizeof *v->u.arr.v);
-        v->u.arr.n = n;
+    kd_json **items = n ? kd__malloc(n * sizeof *items) : NULL;
+    kd_json *v = (items || !n) ? new_node(p, KD_JARRAY) : NULL;
+    if (!v) {
+        kd__free(items);
+        return nomem(p);
     }
+    if (n) memcpy(items, p->vals + base, n * sizeof *items);
+    v->u.arr.v = items;
+    v->u.arr.n = n;
     p->nvals = base; /* the array owns them now */
     return push_val(p, v);
 }
@@ -644,22 +642,20 @@ static int parse_object(parser *p) {
     size_t n = p->nmems - base;
     int rc = sort_members(p, p->mems + base, n);
     if (rc != KD_OK) return rc;
-    kd_json *v = new_node(p, KD_JOBJECT);
-    if (!v) return KD_NOMEM;
-    if (n) {
-        v->u.obj.m = kd__malloc(n * sizeof *v->u.obj.m);
-        if (!v->u.obj.m) {
-            kd__free(v);
-            return nomem(p);
-        }
-        for (size_t k = 0; k < n; k++) {
-            v->u.obj.m[k].key = p->mems[base + k].key;
-            v->u.obj.m[k].klen = p->mems[base + k].klen;
-            v->u.obj.m[k].val = p->mems[base + k].val;
-        }
-        v->u.obj.n = n;
+    kd_jmember *members = n ? kd__malloc(n * sizeof *members) : NULL;
+    kd_json *v = (members || !n) ? new_node(p, KD_JOBJECT) : NULL;
+    if (!v) {
+        kd__free(members);
+        return nomem(p);
     }
-    p->nmems = base;
+    for (size_t k = 0; k < n; k++) {
+        members[k].key = p->mems[base + k].key;
+        members[k].klen = p->mems[base + k].klen;
+        members[k].val = p->mems[base + k].val;
+    }
+    v->u.obj.m = members;
+    v->u.obj.n = n;
+    p->nmems = base; /* the object owns them now */
     return push_val(p, v);
 }
 

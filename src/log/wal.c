@@ -48,7 +48,25 @@ int kd__wal_check_header(const uint8_t *img, uint64_t len, uint32_t segnum) {
     return KD_OK;
 }
 
+/* Maps a segment with room for its largest possible size, so it never needs remapping
+** as it grows (address space is cheap; untouched pages cost nothing). */
+static int map_segment(kd_wal *w, uint32_t num, kd_file *f, uint64_t size, const uint8_t **map, uint64_t *len) {
+    uint64_t l = KD_MAX(w->segment_bytes, size) + KD_REC_MAX + KD_SEG_HEADER + (1u << 20);
+    if (num / KD_MAP_L2 >= KD_MAP_L1) return kd__err(KD_FULL, "too many log segments");
+    const uint8_t ***slot = &w->maps[num / KD_MAP_L2];
+    if (!*slot && !(*slot = kd__calloc(KD_MAP_L2, sizeof **slot))) return kd__err(KD_NOMEM, "out of memory");
+    int rc = w->vfs->map(f, l, map);
+    if (rc != KD_OK) return rc;
+    (*slot)[num % KD_MAP_L2] = *map;
+    *len = l;
+    return KD_OK;
+}
+
 static int segs_push(kd_wal *w, uint32_t num, kd_file *f, uint64_t size) {
+    const uint8_t *map = NULL;
+    uint64_t maplen = 0;
+    int rc = map_segment(w, num, f, size, &map, &maplen);
+    if (rc != KD_OK) return rc;
     if (w->nsegs == w->capsegs) {
         size_t nc = w->capsegs ? w->capsegs * 2 : 8;
         pthread_rwlock_wrlock(&w->segs_lock);
@@ -58,8 +76,14 @@ static int segs_push(kd_wal *w, uint32_t num, kd_file *f, uint64_t size) {
             w->capsegs = nc;
         }
         pthread_rwlock_unlock(&w->segs_lock);
-        if (!ns) return kd__err(KD_NOMEM, "out of memory");
+        if (!ns) {
+            w->vfs->unmap(map, maplen);
+            w->maps[num / KD_MAP_L2][num % KD_MAP_L2] = NULL;
+            return kd__err(KD_NOMEM, "out of memory");
+        }
     }
+    w->segs[w->nsegs].map = map;
+    w->segs[w->nsegs].maplen = maplen;
     w->segs[w->nsegs].num = num;
     w->segs[w->nsegs].file = f;
     w->segs[w->nsegs].size = size;
@@ -155,7 +179,11 @@ out:
 }
 
 void kd__wal_close(kd_wal *w) {
-    for (size_t i = 0; i < w->nsegs; i++) w->vfs->close(w->segs[i].file);
+    for (size_t i = 0; i < w->nsegs; i++) {
+        w->vfs->unmap(w->segs[i].map, w->segs[i].maplen);
+        w->vfs->close(w->segs[i].file);
+    }
+    for (size_t i = 0; i < KD_MAP_L1; i++) kd__free(w->maps[i]);
     kd__free(w->segs);
     kd__free(w->dir);
     pthread_mutex_destroy(&w->mu);

@@ -53,14 +53,20 @@
 typedef struct kd_segment {
     uint32_t num;
     kd_file *file;
+    const uint8_t *map;  /* read-only shared mapping of the whole segment (maplen bytes) */
+    uint64_t maplen;
     uint64_t size;  /* bytes of valid data (header + whole records) */
     uint64_t alloc; /* bytes in the file: the log is zero-filled ahead of `size` so
                        that a durable append overwrites existing blocks and fdatasync
                        has no file-size change to journal */
 } kd_segment;
 
+#define KD_MAP_L1 4096u /* segment maps: a two-level table that never moves, so readers */
+#define KD_MAP_L2 4096u /* can look a mapping up without a lock */
+
 typedef struct kd_wal {
     kd_vfs *vfs;
+    const uint8_t **maps[KD_MAP_L1]; /* maps[num / L2][num % L2]: segment num's mapping */
     char *dir;               /* <db>/log */
     kd_segment *segs;        /* sorted by number; the last is the active one */
     pthread_rwlock_t segs_lock; /* guards the segs array against growth during reads */
@@ -128,6 +134,13 @@ void kd__wal_written(kd_wal *w, uint64_t seq);
 int kd__wal_wait_durable(kd_wal *w, uint64_t seq);
 /* Syncs whatever is written (sync=normal flusher, close). */
 int kd__wal_sync_all(kd_wal *w);
+
+/* Address of the byte at a log position, through the segment's mapping. The bytes must
+** have been written (loc + n <= the segment's size). */
+static inline const uint8_t *kd__wal_at(const kd_wal *w, uint64_t loc) {
+    uint32_t seg = KD_LOC_SEG(loc);
+    return w->maps[seg / KD_MAP_L2][seg % KD_MAP_L2] + KD_LOC_OFF(loc);
+}
 
 /* Reads n bytes at a log position (value bytes, hashes). */
 int kd__wal_pread(kd_wal *w, uint64_t loc, void *buf, size_t n);

@@ -45,6 +45,11 @@ struct kd_vfs {
     ** the process (flock semantics). */
     int (*lock)(kd_vfs *vfs, const char *path, kd_file **out, long *holder);
     int (*unlock)(kd_file *lock);
+    /* Maps len bytes of f read-only and shared, so bytes written later through write()
+    ** become visible through the mapping; len may exceed the file size (pages past
+    ** the end must not be touched). */
+    int (*map)(kd_file *f, uint64_t len, const uint8_t **addr);
+    void (*unmap)(const uint8_t *addr, uint64_t len);
     int64_t (*now_us)(kd_vfs *vfs);        /* wall clock, microseconds since the epoch */
     int (*random)(kd_vfs *vfs, void *buf, size_t n);
 };

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -239,6 +240,17 @@ static int u_unlock(kd_file *f) {
     return u_close(f);
 }
 
+static int u_map(kd_file *f, uint64_t len, const uint8_t **addr) {
+    void *p = mmap(NULL, (size_t)len, PROT_READ, MAP_SHARED, f->fd, 0);
+    if (p == MAP_FAILED) return os_err("mmap", f->path);
+    *addr = p;
+    return KD_OK;
+}
+
+static void u_unmap(const uint8_t *addr, uint64_t len) {
+    if (addr) munmap((void *)addr, (size_t)len);
+}
+
 static int64_t u_now(kd_vfs *vfs) {
     (void)vfs;
     struct timespec ts;
@@ -262,7 +274,7 @@ static int u_random(kd_vfs *vfs, void *buf, size_t n) {
 
 static kd_vfs unix_vfs = {
     "unix", NULL, u_open, u_close, u_read, u_write, u_sync, u_size, u_truncate, u_mkdirs,
-    u_sync_dir, u_rename, u_remove, u_exists, u_list, u_lock, u_unlock, u_now, u_random,
+    u_sync_dir, u_rename, u_remove, u_exists, u_list, u_lock, u_unlock, u_map, u_unmap, u_now, u_random,
 };
 
 kd_vfs *kd__os_unix(void) { return &unix_vfs; }

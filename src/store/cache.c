@@ -1,12 +1,22 @@
 /*
 ** cache.c — bounded value cache with CLOCK eviction (see cache.h).
 **
-** Invariant: for every live entry e, kd_val(e.val).cache == slot + 1, and used is the
-** sum of the live entries' sizes (data length plus a fixed per-entry overhead).
+** Invariants: tab holds exactly the live entries (slot + 1), at most half full, with
+** linear probing and backward-shift deletion; `used` is the sum of the live entries'
+** lengths plus a fixed per-entry overhead and never exceeds the budget.
 */
 #include "store/cache.h"
 
 #define ENT_OVERHEAD 64u
+
+static uint32_t hash_val(uint32_t v) {
+    v ^= v >> 16;
+    v *= 0x7feb352du;
+    v ^= v >> 15;
+    v *= 0x846ca68bu;
+    v ^= v >> 16;
+    return v;
+}
 
 void kd__cache_init(kd_cache *c, size_t budget) {
     memset(c, 0, sizeof *c);
@@ -18,21 +28,73 @@ void kd__cache_free(kd_cache *c) {
     for (uint32_t i = 0; i < c->nents; i++) kd__free(c->ents[i].data);
     kd__free(c->ents);
     kd__free(c->free_slots);
+    kd__free(c->tab);
     pthread_mutex_destroy(&c->mu);
     memset(c, 0, sizeof *c);
 }
 
-static void evict_one(kd_cache *c, kd_index *ix) {
+static int64_t tab_find(const kd_cache *c, uint32_t val) {
+    if (!c->tab) return -1;
+    uint32_t j = hash_val(val) & c->tab_mask;
+    while (c->tab[j]) {
+        if (c->ents[c->tab[j] - 1].val == val) return j;
+        j = (j + 1) & c->tab_mask;
+    }
+    return -1;
+}
+
+static void tab_del(kd_cache *c, uint32_t j) {
+    c->tab[j] = 0;
+    c->live--;
+    uint32_t k = j;
+    for (;;) {
+        k = (k + 1) & c->tab_mask;
+        if (!c->tab[k]) return;
+        uint32_t h = hash_val(c->ents[c->tab[k] - 1].val) & c->tab_mask;
+        /* Move k's entry into the hole unless its home lies cyclically in (j, k]. */
+        int stays = j < k ? (h > j && h <= k) : (h > j || h <= k);
+        if (!stays) {
+            c->tab[j] = c->tab[k];
+            c->tab[k] = 0;
+            j = k;
+        }
+    }
+}
+
+static int tab_add(kd_cache *c, uint32_t val, uint32_t slot) {
+    if (!c->tab || (uint64_t)(c->live + 1) * 2 > (uint64_t)c->tab_mask + 1) {
+        uint32_t size = c->tab ? (c->tab_mask + 1) * 2 : 256;
+        uint32_t *n = kd__calloc(size, sizeof *n);
+        if (!n) return KD_NOMEM;
+        for (uint32_t i = 0; c->tab && i <= c->tab_mask; i++) {
+            if (!c->tab[i]) continue;
+            uint32_t j = hash_val(c->ents[c->tab[i] - 1].val) & (size - 1);
+            while (n[j]) j = (j + 1) & (size - 1);
+            n[j] = c->tab[i];
+        }
+        kd__free(c->tab);
+        c->tab = n;
+        c->tab_mask = size - 1;
+    }
+    uint32_t j = hash_val(val) & c->tab_mask;
+    while (c->tab[j]) j = (j + 1) & c->tab_mask;
+    c->tab[j] = slot + 1;
+    c->live++;
+    return KD_OK;
+}
+
+static void evict_one(kd_cache *c) {
     for (uint64_t spins = 0; spins < 2ull * c->nents + 2; spins++) {
         if (c->hand >= c->nents) c->hand = 0;
-        kd_cache_ent *e = &c->ents[c->hand];
         uint32_t slot = c->hand++;
+        kd_cache_ent *e = &c->ents[slot];
         if (!e->data) continue;
         if (e->ref) {
             e->ref = 0;
             continue;
         }
-        kd__val(ix, e->val)->cache = 0;
+        int64_t j = tab_find(c, e->val);
+        if (j >= 0) tab_del(c, (uint32_t)j);
         kd__free(e->data);
         e->data = NULL;
         c->used -= e->len + ENT_OVERHEAD;
@@ -41,13 +103,13 @@ static void evict_one(kd_cache *c, kd_index *ix) {
     }
 }
 
-int kd__cache_get(kd_cache *c, kd_index *ix, uint32_t val, char **out, uint8_t hash[32]) {
+int kd__cache_get(kd_cache *c, uint32_t val, char **out, uint8_t hash[32]) {
     int hit = 0;
     *out = NULL;
     pthread_mutex_lock(&c->mu);
-    uint32_t s = kd__val(ix, val)->cache;
-    if (s) {
-        kd_cache_ent *e = &c->ents[s - 1];
+    int64_t j = tab_find(c, val);
+    if (j >= 0) {
+        kd_cache_ent *e = &c->ents[c->tab[j] - 1];
         e->ref = 1;
         hit = 1;
         c->hits++;
@@ -64,27 +126,11 @@ int kd__cache_get(kd_cache *c, kd_index *ix, uint32_t val, char **out, uint8_t h
     return hit;
 }
 
-int kd__cache_hash(kd_cache *c, kd_index *ix, uint32_t val, uint8_t hash[32]) {
-    int hit = 0;
-    pthread_mutex_lock(&c->mu);
-    uint32_t s = kd__val(ix, val)->cache;
-    if (s) {
-        memcpy(hash, c->ents[s - 1].hash, 32);
-        hit = 1;
-    }
-    pthread_mutex_unlock(&c->mu);
-    return hit;
-}
-
-void kd__cache_put(kd_cache *c, kd_index *ix, uint32_t val, const char *data, uint32_t len,
-                   const uint8_t hash[32]) {
-    if ((size_t)len + ENT_OVERHEAD > c->budget / 4 + 1 && (size_t)len + ENT_OVERHEAD > c->budget)
-        return;
+void kd__cache_put(kd_cache *c, uint32_t val, const char *data, uint32_t len, const uint8_t hash[32]) {
     if ((size_t)len + ENT_OVERHEAD > c->budget) return;
     pthread_mutex_lock(&c->mu);
-    kd_val *x = kd__val(ix, val);
-    if (x->cache) goto out;
-    while (c->used + len + ENT_OVERHEAD > c->budget && c->used > 0) evict_one(c, ix);
+    if (tab_find(c, val) >= 0) goto out;
+    while (c->used + len + ENT_OVERHEAD > c->budget && c->used > 0) evict_one(c);
     uint32_t slot;
     if (c->nfree) {
         slot = c->free_slots[--c->nfree];
@@ -115,7 +161,12 @@ void kd__cache_put(kd_cache *c, kd_index *ix, uint32_t val, const char *data, ui
     e->len = len;
     e->ref = 0;
     memcpy(e->hash, hash, 32);
-    x->cache = slot + 1;
+    if (tab_add(c, val, slot) != KD_OK) {
+        kd__free(e->data);
+        e->data = NULL;
+        c->free_slots[c->nfree++] = slot;
+        goto out;
+    }
     c->used += len + ENT_OVERHEAD;
 out:
     pthread_mutex_unlock(&c->mu);

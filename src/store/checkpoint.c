@@ -18,8 +18,9 @@
 **   body:
 **     namespaces: u16 length, bytes
 **     keys:       u32 namespace number, u16 length, bytes
-**     values:     u64 log position, u32 length, u32 first 32 bits of the hash
-**     versions:   id[32], i64 timestamp, u32 value number + 1 (0 = tombstone), u32 key
+**     values:     u64 log position, u32 first 32 bits of the hash
+**     versions:   i64 timestamp, u64 log position of the id, u32 value number + 1
+**                 (0 = tombstone), u32 key
 **   trailer: u32 CRC32C of the body
 ** A checkpoint that fails any check is ignored (the log is replayed in full); one that
 ** names a newer format is refused.
@@ -59,11 +60,11 @@ int kd__checkpoint_write(kd_db *db) {
         rc = kd__err(KD_NOMEM, "out of memory");
         goto out;
     }
-    for (uint64_t i = 0; i <= ix->xtab_mask; i++) {
+    for (uint64_t i = 0; i < ix->xtab_size; i++) {
         uint64_t e = ix->xtab[i];
         if (e) h32[(uint32_t)e - 1] = (uint32_t)(e >> 32);
     }
-    if (kd__buf_reserve(&b, 64 + (size_t)nvers * 48 + (size_t)ix->nvals * 16 + (size_t)ix->nkeys * 8 +
+    if (kd__buf_reserve(&b, 64 + (size_t)nvers * 24 + (size_t)ix->nvals * 12 + (size_t)ix->nkeys * 8 +
                                 ix->name_bytes + 4096) != KD_OK) {
         rc = kd__err(KD_NOMEM, "out of memory");
         goto out;
@@ -94,13 +95,12 @@ int kd__checkpoint_write(kd_db *db) {
     for (uint32_t i = 0; i < ix->nvals; i++) {
         const kd_val *x = kd__val(ix, i);
         kd__buf_put_u64(&b, x->loc);
-        kd__buf_put_u32(&b, x->len);
         kd__buf_put_u32(&b, h32[i]);
     }
     for (uint64_t s = 1; s <= nvers; s++) {
         const kd_ver *v = kd__ver(ix, s);
-        kd__buf_append(&b, v->id, 32);
         kd__buf_put_u64(&b, (uint64_t)v->ts);
+        kd__buf_put_u64(&b, v->loc);
         kd__buf_put_u32(&b, v->val);
         kd__buf_put_u32(&b, v->key);
     }
@@ -223,27 +223,27 @@ int kd__checkpoint_load(kd_db *db, int *loaded, uint64_t *log_pos) {
     if (!r.bad && (rc = kd__index_reserve(ix, nvers, nvals)) != KD_OK) goto out;
     for (uint32_t i = 0; i < nvals && !r.bad; i++) {
         uint64_t loc = take64(&r);
-        uint32_t len = take32(&r), h = take32(&r);
-        if (!r.bad) kd__index_add_val(ix, h, loc, len);
+        uint32_t h = take32(&r);
+        if (!r.bad) kd__index_add_val(ix, h, loc);
     }
     /* Count versions per key first so each key's list is allocated once. */
     size_t vstart = r.off;
-    if (!r.bad && (size_t)nvers * 48 != r.len - r.off) r.bad = 1;
+    if (!r.bad && (size_t)nvers * 24 != r.len - r.off) r.bad = 1;
     if (!r.bad && !(counts = kd__calloc(nkeys ? nkeys : 1, sizeof *counts))) {
         rc = kd__err(KD_NOMEM, "out of memory");
         goto out;
     }
     for (uint64_t s = 0; s < nvers && !r.bad; s++) {
-        const uint8_t *v = img + vstart + s * 48;
-        uint32_t val = kd__get_u32(v + 40), key = kd__get_u32(v + 44);
+        const uint8_t *v = img + vstart + s * 24;
+        uint32_t val = kd__get_u32(v + 16), key = kd__get_u32(v + 20);
         if (key >= nkeys || val > nvals) r.bad = 1;
         else counts[key]++;
     }
     for (uint32_t k = 0; k < nkeys && !r.bad; k++)
         if (counts[k] > 1 && (rc = kd__index_key_reserve(ix, k, counts[k])) != KD_OK) goto out;
     for (uint64_t s = 0; s < nvers && !r.bad; s++) {
-        const uint8_t *v = img + vstart + s * 48;
-        kd__index_add_ver(ix, s + 1, v, (int64_t)kd__get_u64(v + 32), kd__get_u32(v + 40), kd__get_u32(v + 44));
+        const uint8_t *v = img + vstart + s * 24;
+        kd__index_add_ver(ix, s + 1, kd__get_u64(v + 8), (int64_t)kd__get_u64(v), kd__get_u32(v + 16), kd__get_u32(v + 20));
     }
     if (r.bad) {
         rc = kd__err(KD_CORRUPT, "checkpoint: malformed body");

@@ -18,6 +18,7 @@ int kd__commit_decode(const uint8_t *p, uint32_t len, kd_commit *c) {
     memset(c, 0, sizeof *c);
     uint64_t o = 24;
     if (len < 24) return kd__err(KD_CORRUPT, "commit payload of %u bytes is too short", len);
+    c->base = p;
     c->first_seq = kd__get_u64(p);
     c->ts = (int64_t)kd__get_u64(p + 8);
     c->nvals = kd__get_u32(p + 16);

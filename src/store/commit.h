@@ -46,6 +46,7 @@ typedef struct kd_cver {
 } kd_cver;
 
 typedef struct kd_commit {
+    const uint8_t *base; /* the payload decoded (offsets of ids = id - base) */
     uint64_t first_seq;
     int64_t ts;
     uint32_t nvals, nvers;

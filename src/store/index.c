@@ -33,7 +33,7 @@ int kd__index_init(kd_index *ix) {
         kd__index_free(ix);
         return kd__err(KD_NOMEM, "out of memory");
     }
-    ix->ktab_mask = ix->xtab_mask = 1023;
+    ix->ktab_size = ix->xtab_size = 1024;
     return KD_OK;
 }
 
@@ -80,31 +80,33 @@ static int chunks_ensure(void ***chunks, size_t *cap, size_t need, size_t elem) 
     return KD_OK;
 }
 
-/* Grows a (hash32 << 32 | idx+1) table to hold `count` entries below 3/4 load. */
-static int tab_grow(uint64_t **tab, uint32_t *mask, uint64_t count) {
-    uint64_t size = (uint64_t)*mask + 1;
-    if (count * 4 < size * 3) return KD_OK;
-    uint64_t ns = size;
-    while (count * 4 >= ns * 3) ns *= 2;
-    if (ns > (1ull << 32)) return kd__err(KD_FULL, "index table limit reached");
+static inline uint32_t home(uint32_t h, uint32_t size) { return (uint32_t)(((uint64_t)h * size) >> 32); }
+
+/* Grows a (hash32 << 32 | idx+1) table by half when `count` entries would pass 85%. */
+static int tab_grow(uint64_t **tab, uint32_t *size, uint64_t count) {
+    uint64_t old = *size;
+    if (count * 20 < old * 17) return KD_OK;
+    uint64_t ns = old;
+    while (count * 20 >= ns * 17) ns += ns / 2;
+    if (ns > UINT32_MAX) return kd__err(KD_FULL, "index table limit reached");
     uint64_t *n = kd__calloc((size_t)ns, sizeof *n);
     if (!n) return kd__err(KD_NOMEM, "out of memory");
-    for (uint64_t i = 0; i < size; i++) {
+    for (uint64_t i = 0; i < old; i++) {
         uint64_t e = (*tab)[i];
         if (!e) continue;
-        uint64_t j = (e >> 32) & (ns - 1);
-        while (n[j]) j = (j + 1) & (ns - 1);
+        uint32_t j = home((uint32_t)(e >> 32), (uint32_t)ns);
+        while (n[j]) j = j + 1 == ns ? 0 : j + 1;
         n[j] = e;
     }
     kd__free(*tab);
     *tab = n;
-    *mask = (uint32_t)(ns - 1);
+    *size = (uint32_t)ns;
     return KD_OK;
 }
 
-static void tab_put(uint64_t *tab, uint32_t mask, uint32_t h, uint32_t idx) {
-    uint32_t j = h & mask;
-    while (tab[j]) j = (j + 1) & mask;
+static void tab_put(uint64_t *tab, uint32_t size, uint32_t h, uint32_t idx) {
+    uint32_t j = home(h, size);
+    while (tab[j]) j = j + 1 == size ? 0 : j + 1;
     tab[j] = ((uint64_t)h << 32) | ((uint64_t)idx + 1);
 }
 
@@ -136,7 +138,7 @@ int kd__index_ns(kd_index *ix, const char *name, uint32_t *out) {
 
 int64_t kd__index_find_key(const kd_index *ix, uint32_t ns, const char *key, size_t klen) {
     uint32_t h = hash_bytes(ns, key, klen);
-    uint32_t j = h & ix->ktab_mask;
+    uint32_t j = home(h, ix->ktab_size);
     for (;;) {
         uint64_t e = ix->ktab[j];
         if (!e) return -1;
@@ -145,7 +147,7 @@ int64_t kd__index_find_key(const kd_index *ix, uint32_t ns, const char *key, siz
             const kd_key *kk = kd__key(ix, k);
             if (kk->ns == ns && kk->len == klen && memcmp(kk->name, key, klen) == 0) return k;
         }
-        j = (j + 1) & ix->ktab_mask;
+        j = j + 1 == ix->ktab_size ? 0 : j + 1;
     }
 }
 
@@ -201,7 +203,7 @@ int kd__index_key(kd_index *ix, uint32_t ns, const char *key, size_t klen, uint3
         return KD_OK;
     }
     if (ix->nkeys == UINT32_MAX - 1) return kd__err(KD_FULL, "too many keys (limit 2^32-2)");
-    if ((rc = tab_grow(&ix->ktab, &ix->ktab_mask, (uint64_t)ix->nkeys + 1)) != KD_OK) return rc;
+    if ((rc = tab_grow(&ix->ktab, &ix->ktab_size, (uint64_t)ix->nkeys + 1)) != KD_OK) return rc;
     if ((rc = chunks_ensure((void ***)&ix->kchunks, &ix->capkchunks,
                             ((size_t)ix->nkeys >> KD_CHUNK_BITS) + 1, sizeof(kd_key))) != KD_OK)
         return rc;
@@ -221,7 +223,7 @@ int kd__index_key(kd_index *ix, uint32_t ns, const char *key, size_t klen, uint3
     kk->name = name;
     kk->len = (uint32_t)klen;
     kk->ns = ns;
-    tab_put(ix->ktab, ix->ktab_mask, hash_bytes(ns, key, klen), k);
+    tab_put(ix->ktab, ix->ktab_size, hash_bytes(ns, key, klen), k);
     n->keys[n->nkeys++] = k;
     ix->name_bytes += klen + 1;
     *out = k;
@@ -240,7 +242,7 @@ int kd__index_reserve(kd_index *ix, uint64_t nvers, uint32_t nvals) {
                             (size_t)(((uint64_t)ix->nvals + nvals + KD_CHUNK - 1) >> KD_CHUNK_BITS),
                             sizeof(kd_val))) != KD_OK)
         return rc;
-    return tab_grow(&ix->xtab, &ix->xtab_mask, (uint64_t)ix->nvals + nvals);
+    return tab_grow(&ix->xtab, &ix->xtab_size, (uint64_t)ix->nvals + nvals);
 }
 
 int kd__index_key_reserve(kd_index *ix, uint32_t key, uint32_t extra) {
@@ -249,7 +251,7 @@ int kd__index_key_reserve(kd_index *ix, uint32_t key, uint32_t extra) {
     if (need <= 1 && !k->cap) return KD_OK;
     if (need <= k->cap) return KD_OK;
     uint32_t nc = k->cap ? k->cap : 2;
-    while (nc < need) nc = nc < 1024 ? nc * 2 : nc + nc / 2;
+    while (nc < need) nc = nc < 4 ? nc * 2 : nc + nc / 2;
     uint32_t *m = kd__realloc(k->cap ? k->seqs.many : NULL, (size_t)nc * sizeof *m);
     if (!m) return kd__err(KD_NOMEM, "out of memory");
     if (!k->cap && k->nvers == 1) m[0] = k->seqs.one;
@@ -259,30 +261,29 @@ int kd__index_key_reserve(kd_index *ix, uint32_t key, uint32_t extra) {
 }
 
 uint32_t kd__index_val_next(const kd_index *ix, uint32_t h32, uint32_t *it) {
-    uint32_t j = (h32 + *it) & ix->xtab_mask;
+    uint32_t size = ix->xtab_size;
+    uint32_t j = (uint32_t)(((uint64_t)home(h32, size) + *it) % size);
     for (;;) {
         uint64_t e = ix->xtab[j];
         if (!e) return 0;
-        j = (j + 1) & ix->xtab_mask;
+        j = j + 1 == size ? 0 : j + 1;
         (*it)++;
         if ((uint32_t)(e >> 32) == h32) return (uint32_t)e;
     }
 }
 
-uint32_t kd__index_add_val(kd_index *ix, uint32_t h32, uint64_t loc, uint32_t len) {
+uint32_t kd__index_add_val(kd_index *ix, uint32_t h32, uint64_t loc) {
     uint32_t v = ix->nvals++;
     kd_val *x = kd__val(ix, v);
     x->loc = loc;
-    x->len = len;
-    x->cache = 0;
-    tab_put(ix->xtab, ix->xtab_mask, h32, v);
+    tab_put(ix->xtab, ix->xtab_size, h32, v);
     return v;
 }
 
-void kd__index_add_ver(kd_index *ix, uint64_t seq, const uint8_t id[32], int64_t ts,
+void kd__index_add_ver(kd_index *ix, uint64_t seq, uint64_t id_loc, int64_t ts,
                        uint32_t val, uint32_t key) {
     kd_ver *v = kd__ver(ix, seq);
-    memcpy(v->id, id, 32);
+    v->loc = id_loc;
     v->ts = ts;
     v->val = val;
     v->key = key;
@@ -363,4 +364,20 @@ int kd__index_sorted_keys(kd_index *ix, uint32_t ns, const uint32_t **keys, uint
     *keys = s->sorted;
     *n = s->nsorted;
     return KD_OK;
+}
+
+uint64_t kd__index_bytes(const kd_index *ix) {
+    uint64_t t = 0;
+    t += (uint64_t)ix->capvchunks * (KD_CHUNK * sizeof(kd_ver) + sizeof(void *));
+    t += (uint64_t)ix->capkchunks * (KD_CHUNK * sizeof(kd_key) + sizeof(void *));
+    t += (uint64_t)ix->capxchunks * (KD_CHUNK * sizeof(kd_val) + sizeof(void *));
+    t += ((uint64_t)ix->ktab_size + ix->xtab_size) * sizeof(uint64_t);
+    t += (uint64_t)ix->narena * ARENA_BLOCK;
+    for (uint32_t k = 0; k < ix->nkeys; k++) {
+        const kd_key *kk = kd__key(ix, k);
+        if (kk->cap) t += (uint64_t)kk->cap * sizeof(uint32_t);
+    }
+    for (uint32_t i = 0; i < ix->nns; i++)
+        t += sizeof(kd_ns) + strlen(ix->ns[i].name) + 1 + ((uint64_t)ix->ns[i].capkeys + ix->ns[i].nsorted) * 4;
+    return t;
 }

@@ -2,13 +2,14 @@
 ** index.h — the in-memory version index: namespaces, keys, versions and stored values.
 **
 ** Shape (chosen to stay compact — tens of bytes per version):
-**   - versions live in one chunked array indexed by seq-1 (kd_ver, 48 bytes each:
-**     the full version id, the timestamp, the value and the key it belongs to);
+**   - versions live in one chunked array indexed by seq-1 (kd_ver, 24 bytes each:
+**     the timestamp, the log position of the version id, the value and the key); ids,
+**     value hashes and value bytes stay in the log and are read through its mapping;
 **   - each key keeps the seqs of its versions in ascending order (4 bytes a version;
 **     a key with one version stores it inline), so time travel is a binary search;
-**   - each distinct value is one kd_val (its log position and length, 16 bytes) found
-**     through a dedup table keyed by the first 32 bits of its BLAKE3 hash (the full
-**     hash is checked against the log or the cache on a match);
+**   - each distinct value is one kd_val (its log position, 8 bytes) found through a
+**     dedup table keyed by the first 32 bits of its BLAKE3 hash (the full hash is
+**     compared in the log on a match);
 **   - key names live in an append-only arena; a hash table maps (namespace, key) to the
 **     key's slot.
 ** Limits: 2^32-1 versions, keys and values per database (KD_FULL past that).
@@ -22,8 +23,8 @@
 #include "base/base.h"
 
 typedef struct kd_ver {
-    uint8_t id[32];
     int64_t ts;
+    uint64_t loc; /* log position of the version's 32-byte id (read through the map) */
     uint32_t val; /* value number + 1; 0 = tombstone */
     uint32_t key; /* key number */
 } kd_ver;
@@ -42,9 +43,7 @@ typedef struct kd_key {
 
 typedef struct kd_val {
     uint64_t loc;      /* log position of the canonical bytes; the 32-byte hash and the
-                          4-byte length precede them */
-    uint32_t len;
-    uint32_t cache;    /* cache slot + 1, 0 = not cached (guarded by the cache mutex) */
+                          4-byte length precede them in the log */
 } kd_val;
 
 typedef struct kd_ns {
@@ -66,8 +65,10 @@ typedef struct kd_index {
     kd_val **xchunks;  uint32_t nvals;  size_t capxchunks;
     kd_ns *ns;         uint32_t nns, capns;
 
-    uint64_t *ktab;    uint32_t ktab_mask;   /* (hash32 << 32 | key+1) slots */
-    uint64_t *xtab;    uint32_t xtab_mask;   /* (hash32 << 32 | val+1) slots */
+    /* Hash tables of (hash32 << 32 | number+1) slots, any size (not a power of two: the
+    ** home slot is (hash32 * size) >> 32), linear probing, at most 85% full. */
+    uint64_t *ktab;    uint32_t ktab_size;   /* keys */
+    uint64_t *xtab;    uint32_t xtab_size;   /* values, for dedup */
 
     char **arena;      size_t narena, caparena;
     size_t arena_used; /* bytes used in the last arena block */
@@ -108,9 +109,9 @@ int kd__index_key_reserve(kd_index *ix, uint32_t key, uint32_t extra);
 ** the value number + 1, or 0 at the end. */
 uint32_t kd__index_val_next(const kd_index *ix, uint32_t h32, uint32_t *it);
 /* Appends a value (after kd__index_reserve, cannot fail). */
-uint32_t kd__index_add_val(kd_index *ix, uint32_t h32, uint64_t loc, uint32_t len);
+uint32_t kd__index_add_val(kd_index *ix, uint32_t h32, uint64_t loc);
 /* Appends version seq (== nvers + 1) to a key (after reservations, cannot fail). */
-void kd__index_add_ver(kd_index *ix, uint64_t seq, const uint8_t id[32], int64_t ts,
+void kd__index_add_ver(kd_index *ix, uint64_t seq, uint64_t id_loc, int64_t ts,
                        uint32_t val, uint32_t key);
 
 /* Position in the key's version list of the newest version with seq <= max_seq, or -1. */
@@ -119,6 +120,9 @@ int64_t kd__index_latest(const kd_index *ix, const kd_key *k, uint64_t max_seq);
 int64_t kd__index_at(const kd_index *ix, const kd_key *k, int64_t t, uint64_t max_seq);
 /* Position of seq in the key's list, or -1. */
 int64_t kd__index_pos(const kd_key *k, uint64_t seq);
+
+/* Bytes allocated by the index's structures. */
+uint64_t kd__index_bytes(const kd_index *ix);
 
 /* The namespace's keys sorted by name (rebuilt if stale). */
 int kd__index_sorted_keys(kd_index *ix, uint32_t ns, const uint32_t **keys, uint32_t *n);
