@@ -66,9 +66,11 @@ $(BUILD)/libkorudelta.so: $(LIB_OBJ)
 $(BUILD)/kdelta: $(CLI_OBJ) $(BUILD)/libkorudelta.a
 	$(CC) $(SANFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libkorudelta.a $(LDLIBS)
 
+# The .pc file names PREFIX, so `make install PREFIX=...` writes it afresh.
+PC_TEXT = 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: korudelta\nDescription: time-aware embedded JSON database\nVersion: 0.1.0\nRequires.private: libsodium\nLibs: -L$${libdir} -lkorudelta\nLibs.private: -lpthread -lm\nCflags: -I$${includedir}\n'
 $(BUILD)/korudelta.pc: Makefile
 	@mkdir -p $(BUILD)
-	@printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: korudelta\nDescription: time-aware embedded JSON database\nVersion: 0.1.0\nRequires.private: libsodium\nLibs: -L$${libdir} -lkorudelta\nLibs.private: -lpthread -lm\nCflags: -I$${includedir}\n' '$(PREFIX)' > $@
+	@printf $(PC_TEXT) '$(PREFIX)' > $@
 
 # ---- tests ------------------------------------------------------------------------
 $(BUILD)/tests/test_json: LDEXTRA = $(shell pkg-config --libs jansson 2>/dev/null)
@@ -117,7 +119,7 @@ install: all
 	install -m 644 include/korudelta.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(BUILD)/libkorudelta.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(BUILD)/libkorudelta.so $(DESTDIR)$(PREFIX)/lib/
-	install -m 644 $(BUILD)/korudelta.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	printf $(PC_TEXT) '$(PREFIX)' > $(DESTDIR)$(PREFIX)/lib/pkgconfig/korudelta.pc
 	install -m 755 $(BUILD)/kdelta $(DESTDIR)$(PREFIX)/bin/
 
 clean:
