@@ -74,6 +74,8 @@ typedef struct kd_options {
     size_t cache_bytes;       /* value cache budget; default 64 MiB; 0 disables caching */
     size_t max_value_bytes;   /* largest canonical value accepted; default 16 MiB */
     size_t segment_bytes;     /* log segment size before rotation; default 64 MiB */
+    size_t checkpoint_bytes;  /* write a checkpoint in the background after this much new
+                                 log; default 64 MiB; 0 = only at close and on request */
     int create_if_missing;    /* create the directory if absent; default 1 */
     int read_only;            /* open without the write lock; writes fail KD_READONLY */
     struct kd_vfs *vfs;       /* storage backend; NULL = the operating system */

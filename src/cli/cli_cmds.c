@@ -172,14 +172,16 @@ int cli_cmd_get(cli *c) {
         cli_buf_puts(&c->out, "{");
         json_version(&c->out, &e, ns, key);
         cli_buf_puts(&c->out, ",\"value\":");
-        cli_buf_add(&c->out, e.value, e.value_len);
+        if (e.value) cli_buf_add(&c->out, e.value, e.value_len);
+        else cli_buf_puts(&c->out, "null");
         cli_buf_puts(&c->out, "}\n");
     } else {
         if (c->verbose) {
             human_meta(&c->out, &e);
             cli_buf_puts(&c->out, "\n");
         }
-        if ((code = cli_put_pretty(c, &c->out, e.value, e.value_len)) != 0) goto out;
+        if (!e.value) cli_buf_puts(&c->out, "null\n");
+        else if ((code = cli_put_pretty(c, &c->out, e.value, e.value_len)) != 0) goto out;
     }
     code = 0;
 out:
@@ -436,9 +438,9 @@ int cli_cmd_status(cli *c) {
         cli_buf_printf(&c->out, "  Versions:    %llu\n", (unsigned long long)st.versions);
         cli_buf_printf(&c->out, "  Values:      %llu distinct\n", (unsigned long long)st.values);
         cli_buf_printf(&c->out, "  Seq:         %llu\n", (unsigned long long)st.seq);
-        cli_buf_printf(&c->out, "  Disk bytes:  %llu in %llu segment%s\n",
+        cli_buf_printf(&c->out, "  Disk bytes:  %llu in %llu segment%s (%llu of log records)\n",
                        (unsigned long long)st.disk_bytes, (unsigned long long)st.segments,
-                       st.segments == 1 ? "" : "s");
+                       st.segments == 1 ? "" : "s", (unsigned long long)st.log_bytes);
     }
     return 0;
 }
@@ -449,6 +451,7 @@ int cli_cmd_check(cli *c) {
     kd_check_report r;
     kd_options o;
     char open_err[600] = "";
+    char abs[PATH_MAX];
     int rc;
     memset(&r, 0, sizeof r);
     kd_options_init(&o);
@@ -482,7 +485,7 @@ int cli_cmd_check(cli *c) {
         cli_buf_puts(&c->out, "}\n");
     } else {
         cli_buf_printf(&c->out, "Database Check: %s\n", r.ok ? "ok" : "FAILED");
-        cli_buf_printf(&c->out, "  Path:      %s\n", c->db_path);
+        cli_buf_printf(&c->out, "  Path:      %s\n", realpath(c->db_path, abs) ? abs : c->db_path);
         if (open_err[0]) cli_buf_printf(&c->out, "  Open:      refused (%s)\n", open_err);
         cli_buf_printf(&c->out, "  Records:   %llu\n", (unsigned long long)r.records);
         cli_buf_printf(&c->out, "  Versions:  %llu\n", (unsigned long long)r.versions);

@@ -16,6 +16,7 @@
 **     without arguments.
 */
 #include <errno.h>
+#include <stdarg.h>
 #include <limits.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -239,9 +240,14 @@ static void print_command_help(FILE *f, const cli_cmd *cmd) {
 /* ---- parsing ---------------------------------------------------------------------------- */
 
 /* Records the first usage error; parsing goes on so that a later --help still wins. */
-static void usage_error(cli *c, const char *fmt, const char *a, const char *b) {
+static void usage_error(cli *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void usage_error(cli *c, const char *fmt, ...) {
+    va_list ap;
     if (c->err_rc) return;
-    cli_fail(c, CLI_RC_USAGE, fmt, a, b);
+    va_start(ap, fmt);
+    vsnprintf(c->err_msg, sizeof c->err_msg, fmt, ap);
+    va_end(ap);
+    c->err_rc = CLI_RC_USAGE;
 }
 
 static int parse_limit(const char *s, uint64_t *out) {
@@ -264,7 +270,7 @@ static void apply_option(cli *c, const cli_opt *o, const char *val) {
         if (strcmp(val, "full") == 0) c->sync = KD_SYNC_FULL;
         else if (strcmp(val, "normal") == 0) c->sync = KD_SYNC_NORMAL;
         else if (strcmp(val, "off") == 0) c->sync = KD_SYNC_OFF;
-        else usage_error(c, "invalid --sync mode '%s'%s (use full, normal or off)", val, "");
+        else usage_error(c, "invalid --sync mode '%s' (use full, normal or off)", val);
         break;
     case O_NOCOLOR: c->no_color = 1; break;
     case O_AT: c->at = val; break;
@@ -273,7 +279,7 @@ static void apply_option(cli *c, const cli_opt *o, const char *val) {
     case O_IF_ABSENT: c->if_absent = 1; break;
     case O_LIMIT:
         if (parse_limit(val, &c->limit) != 0)
-            usage_error(c, "invalid --limit '%s'%s (want a number, 0 = all)", val, "");
+            usage_error(c, "invalid --limit '%s' (want a number, 0 = all)", val);
         c->has_limit = 1;
         break;
     case O_FROM: c->from = val; break;
@@ -305,17 +311,17 @@ static int parse_args(cli *c, int argc, char **argv) {
             const char *val = NULL;
             const cli_opt *o = find_option(a, &val);
             if (!o) {
-                usage_error(c, "unknown option '%s'%s", a, "");
+                usage_error(c, "unknown option '%s'", a);
                 continue;
             }
             if (o->has_arg && !val) {
                 if (i + 1 >= argc) {
-                    usage_error(c, "option '%s' needs a value%s", a, "");
+                    usage_error(c, "option '%s' needs a value", a);
                     continue;
                 }
                 val = argv[++i];
             } else if (!o->has_arg && val) {
-                usage_error(c, "option '--%s' takes no value%s", o->name, "");
+                usage_error(c, "option '--%s' takes no value", o->name);
                 continue;
             }
             if (o->id == O_HELP) help = 1;
@@ -335,13 +341,13 @@ static int parse_args(cli *c, int argc, char **argv) {
             c->cmd_name = a;
             c->cmd = find_command(a);
             if (!c->cmd && strcmp(a, "help") != 0)
-                usage_error(c, "unknown command '%s'%s (see kdelta --help)", a, "");
+                usage_error(c, "unknown command '%s' (see kdelta --help)", a);
             continue;
         }
         if (c->cmd_name && strcmp(c->cmd_name, "help") == 0 && !c->cmd) {
             /* `kdelta help CMD` */
             c->cmd = find_command(a);
-            if (!c->cmd) usage_error(c, "unknown command '%s'%s (see kdelta --help)", a, "");
+            if (!c->cmd) usage_error(c, "unknown command '%s' (see kdelta --help)", a);
             continue;
         }
         if (c->npos < CLI_MAX_POS) c->pos[c->npos] = a;

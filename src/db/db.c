@@ -87,10 +87,14 @@ void kd_options_init(kd_options *opt) {
     opt->cache_bytes = 64u << 20;
     opt->max_value_bytes = 16u << 20;
     opt->segment_bytes = 64u << 20;
+    opt->checkpoint_bytes = 64u << 20;
     opt->create_if_missing = 1;
 }
 
-static void *flusher_main(void *arg) {
+/* The maintenance thread: every 100 ms, fsync what sync=normal left unsynced, and
+** write a checkpoint once enough log has been written since the last one (so that a
+** process that crashes never leaves a long log to replay). */
+static void *maint_main(void *arg) {
     kd_db *db = arg;
     pthread_mutex_lock(&db->fl_mu);
     while (!db->stopping) {
@@ -104,8 +108,16 @@ static void *flusher_main(void *arg) {
         pthread_cond_timedwait(&db->fl_cond, &db->fl_mu, &ts);
         if (db->stopping) break;
         pthread_mutex_unlock(&db->fl_mu);
-        if (kd__wal_sync_all(&db->wal) != KD_OK)
+        if (db->opt.sync == KD_SYNC_NORMAL && kd__wal_sync_all(&db->wal) != KD_OK)
             kd__log(KD_LOG_ERROR, "background fsync failed: %s", kd__errmsg_get());
+        pthread_mutex_lock(&db->wal.mu);
+        int failed = db->wal.failed;
+        pthread_mutex_unlock(&db->wal.mu);
+        pthread_rwlock_rdlock(&db->ix_lock);
+        uint64_t grown = kd__wal_log_bytes(&db->wal) - atomic_load(&db->ckpt_log_bytes);
+        pthread_rwlock_unlock(&db->ix_lock);
+        if (!failed && grown >= db->auto_ckpt_bytes && kd__checkpoint_write(db) != KD_OK)
+            kd__log(KD_LOG_WARN, "automatic checkpoint failed: %s", kd__errmsg_get());
         pthread_mutex_lock(&db->fl_mu);
     }
     pthread_mutex_unlock(&db->fl_mu);
@@ -213,7 +225,10 @@ static int open_locked(kd_db *db) {
         db->ckpt_seq = 0;
         pos = KD_LOC(1, KD_SEG_HEADER);
     }
+    uint64_t covered = KD_LOC_OFF(pos);
+    for (size_t i = 0; i + 1 < KD_LOC_SEG(pos) && i < db->wal.nsegs; i++) covered += db->wal.segs[i].size;
     if ((rc = replay(db, pos)) != KD_OK) return rc;
+    atomic_store(&db->ckpt_log_bytes, db->ckpt_seq ? covered : 0);
     atomic_store(&db->visible_seq, db->last_seq);
     db->wal.written_seq = db->wal.durable_seq = db->last_seq;
     return KD_OK;
@@ -242,6 +257,8 @@ int kd_open(const char *path, const kd_options *opt, kd_db **out) {
     pthread_mutex_init(&db->list_mu, NULL);
     pthread_mutex_init(&db->fl_mu, NULL);
     pthread_cond_init(&db->fl_cond, NULL);
+    pthread_mutex_init(&db->ckpt_mu, NULL);
+    db->auto_ckpt_bytes = db->opt.checkpoint_bytes ? db->opt.checkpoint_bytes : UINT64_MAX;
     if (!(db->path = kd__strdup(path))) {
         rc = kd__err(KD_NOMEM, "out of memory");
         goto fail;
@@ -271,12 +288,12 @@ int kd_open(const char *path, const kd_options *opt, kd_db **out) {
         if (rc != KD_OK) goto fail;
     }
     if ((rc = open_locked(db)) != KD_OK) goto fail;
-    if (db->opt.sync == KD_SYNC_NORMAL && !db->read_only) {
-        if (pthread_create(&db->flusher, NULL, flusher_main, db) != 0) {
-            rc = kd__err(KD_NOMEM, "cannot start the background flusher thread");
+    if (!db->read_only) {
+        if (pthread_create(&db->maint, NULL, maint_main, db) != 0) {
+            rc = kd__err(KD_NOMEM, "cannot start the background maintenance thread");
             goto fail;
         }
-        db->flusher_running = 1;
+        db->maint_running = 1;
     }
     *out = db;
     kd__err_clear();
@@ -294,12 +311,12 @@ fail: {
 int kd_close(kd_db *db) {
     int rc = KD_OK, r;
     if (!db) return KD_OK;
-    if (db->flusher_running) {
+    if (db->maint_running) {
         pthread_mutex_lock(&db->fl_mu);
         db->stopping = 1;
         pthread_cond_signal(&db->fl_cond);
         pthread_mutex_unlock(&db->fl_mu);
-        pthread_join(db->flusher, NULL);
+        pthread_join(db->maint, NULL);
     }
     if (db->wal.dir && !db->read_only) {
         if ((r = kd__wal_sync_all(&db->wal)) != KD_OK && rc == KD_OK) rc = r;
@@ -319,6 +336,7 @@ int kd_close(kd_db *db) {
     pthread_mutex_destroy(&db->list_mu);
     pthread_mutex_destroy(&db->fl_mu);
     pthread_cond_destroy(&db->fl_cond);
+    pthread_mutex_destroy(&db->ckpt_mu);
     kd__free(db->path);
     kd__free(db);
     return rc;
@@ -342,12 +360,7 @@ int kd_sync(kd_db *db) {
 int kd_checkpoint(kd_db *db) {
     kd__err_clear();
     if (db->read_only) return kd__err(KD_READONLY, "database opened read-only");
-    int rc = kd_sync(db);
-    if (rc != KD_OK) return rc;
-    pthread_mutex_lock(&db->wmu);
-    rc = kd__checkpoint_write(db);
-    pthread_mutex_unlock(&db->wmu);
-    return rc;
+    return kd__checkpoint_write(db);
 }
 
 /* ---- applying commits (replay) ------------------------------------------------------ */

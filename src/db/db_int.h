@@ -40,10 +40,15 @@ struct kd_db {
     int64_t last_ts;        /* under wmu */
     kd_buf rec;             /* commit record being built, under wmu */
     int read_only;
-    uint64_t ckpt_seq;      /* seq covered by the checkpoint on disk */
-    /* sync=normal flusher */
-    pthread_t flusher;
-    int flusher_running;
+    /* Checkpoints: one at a time (ckpt_mu); ckpt_seq and ckpt_log_bytes describe the
+    ** one on disk. */
+    pthread_mutex_t ckpt_mu;
+    uint64_t ckpt_seq;
+    _Atomic uint64_t ckpt_log_bytes;
+    uint64_t auto_ckpt_bytes; /* write a checkpoint after this much new log */
+    /* The maintenance thread: the sync=normal flusher and automatic checkpoints. */
+    pthread_t maint;
+    int maint_running;
     pthread_mutex_t fl_mu;
     pthread_cond_t fl_cond;
     int stopping;
@@ -57,7 +62,8 @@ int kd__db_value(kd_db *db, uint32_t val, char **out, uint32_t *len, uint8_t has
 /* Applies one decoded commit (recovery, checkpoint-less replay) to the index. */
 int kd__db_apply_commit(kd_db *db, const kd_commit *c, uint64_t payload_loc, int verify_ids);
 
-/* checkpoint.c */
+/* checkpoint.c — snapshots the index under wmu, waits until the log is durable up to
+** the snapshot, then writes the file. The caller must not hold wmu. */
 int kd__checkpoint_write(kd_db *db);
 int kd__checkpoint_load(kd_db *db, int *loaded, uint64_t *log_pos);
 

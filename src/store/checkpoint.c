@@ -49,6 +49,11 @@ int kd__checkpoint_write(kd_db *db) {
     char *tmp = NULL, *final = NULL;
     kd_file *f = NULL;
     int rc = KD_OK;
+    uint64_t log_bytes = 0;
+    pthread_mutex_lock(&db->ckpt_mu);
+    /* wmu keeps commits out while the snapshot is taken, so the index and the log end
+    ** agree: every record before the position is in the snapshot, none after it. */
+    pthread_mutex_lock(&db->wmu);
     pthread_rwlock_rdlock(&db->ix_lock);
     uint64_t nvers = ix->nvers;
     if (nvers != db->last_seq) {
@@ -104,11 +109,15 @@ int kd__checkpoint_write(kd_db *db) {
         kd__buf_put_u32(&b, v->val);
         kd__buf_put_u32(&b, v->key);
     }
+    log_bytes = kd__wal_log_bytes(&db->wal);
     pthread_rwlock_unlock(&db->ix_lock);
+    pthread_mutex_unlock(&db->wmu);
     if (b.oom) {
         rc = kd__err(KD_NOMEM, "out of memory");
         goto out_unlocked;
     }
+    /* Never let the checkpoint get ahead of what the log has made durable. */
+    if ((rc = kd__wal_wait_durable(&db->wal, nvers)) != KD_OK) goto out_unlocked;
     kd__buf_put_u32(&b, kd__crc32c(0, b.p + 64, b.len - 64));
     if (!(tmp = path_join(db->path, "checkpoint.tmp")) || !(final = path_join(db->path, "checkpoint")) || b.oom) {
         rc = kd__err(KD_NOMEM, "out of memory");
@@ -124,10 +133,13 @@ int kd__checkpoint_write(kd_db *db) {
     if ((rc = db->vfs->rename(db->vfs, tmp, final)) != KD_OK) goto out_unlocked;
     if ((rc = db->vfs->sync_dir(db->vfs, db->path)) != KD_OK) goto out_unlocked;
     db->ckpt_seq = nvers;
+    atomic_store(&db->ckpt_log_bytes, log_bytes);
     goto out_unlocked;
 out:
     pthread_rwlock_unlock(&db->ix_lock);
+    pthread_mutex_unlock(&db->wmu);
 out_unlocked:
+    pthread_mutex_unlock(&db->ckpt_mu);
     if (f) db->vfs->close(f);
     kd__buf_free(&b);
     kd__free(h32);

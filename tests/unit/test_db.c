@@ -699,6 +699,39 @@ TEST(concurrent_writers_share_fsyncs) {
     kd_close(shared_db);
 }
 
+/* A process that never closes still leaves a recent checkpoint behind. */
+TEST(automatic_checkpoint) {
+    fresh();
+    kd_db *db = NULL;
+    kd_options o;
+    kd_options_init(&o);
+    o.checkpoint_bytes = 4096;
+    CHECK_EQ_INT(kd_open(dir, &o, &db), KD_OK);
+    write_history(db, 100);
+    char p[300];
+    snprintf(p, sizeof p, "%s/checkpoint", dir);
+    int found = 0;
+    for (int i = 0; i < 50 && !found; i++) {
+        usleep(20000);
+        found = file_size(p) > 0;
+    }
+    CHECK(found);
+    /* copy while open (as a crash would leave it) and reopen the copy */
+    char *before = dump(db);
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "rm -rf %s.copy && cp -r %s %s.copy", dir, dir, dir);
+    CHECK(system(cmd) == 0);
+    kd_close(db);
+    snprintf(cmd, sizeof cmd, "rm -rf %s && mv %s.copy %s", dir, dir, dir);
+    CHECK(system(cmd) == 0);
+    CHECK_EQ_INT(kd_open(dir, &o, &db), KD_OK);
+    char *after = dump(db);
+    CHECK_EQ_STR(after, before);
+    kd_close(db);
+    free(before);
+    free(after);
+}
+
 TEST(sync_modes) {
     kd_sync_mode modes[2] = {KD_SYNC_NORMAL, KD_SYNC_OFF};
     for (int m = 0; m < 2; m++) {
@@ -737,6 +770,7 @@ int main(void) {
     RUN(second_process_is_refused);
     RUN(segments_rotate_and_cold_values);
     RUN(concurrent_writers_share_fsyncs);
+    RUN(automatic_checkpoint);
     RUN(sync_modes);
     fresh();
     return t_done();
