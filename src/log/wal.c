@@ -51,14 +51,32 @@ int kd__wal_check_header(const uint8_t *img, uint64_t len, uint32_t segnum) {
 /* Maps a segment with room for its largest possible size, so it never needs remapping
 ** as it grows (address space is cheap; untouched pages cost nothing). */
 static int map_segment(kd_wal *w, uint32_t num, kd_file *f, uint64_t size, const uint8_t **map, uint64_t *len) {
-    uint64_t l = KD_MAX(w->segment_bytes, size) + KD_REC_MAX + KD_SEG_HEADER + (1u << 20);
+    uint64_t l = KD_MAX(w->segment_bytes, size) + (1u << 20);
     if (num / KD_MAP_L2 >= KD_MAP_L1) return kd__err(KD_FULL, "too many log segments");
     const uint8_t ***slot = &w->maps[num / KD_MAP_L2];
     if (!*slot && !(*slot = kd__calloc(KD_MAP_L2, sizeof **slot))) return kd__err(KD_NOMEM, "out of memory");
     int rc = w->vfs->map(f, l, map);
     if (rc != KD_OK) return rc;
-    (*slot)[num % KD_MAP_L2] = *map;
+    __atomic_store_n(&(*slot)[num % KD_MAP_L2], *map, __ATOMIC_RELEASE);
     *len = l;
+    return KD_OK;
+}
+
+/* A record larger than the segment's mapping (only possible for a record bigger than
+** segment_bytes): map the segment again, larger. The old mapping stays until close. */
+static int grow_map(kd_wal *w, kd_segment *s, uint64_t need) {
+    struct kd_oldmap *o = kd__realloc(w->old_maps, (w->nold_maps + 1) * sizeof *o);
+    if (!o) return kd__err(KD_NOMEM, "out of memory");
+    w->old_maps = o;
+    const uint8_t *map;
+    uint64_t len;
+    int rc = map_segment(w, s->num, s->file, need, &map, &len);
+    if (rc != KD_OK) return rc;
+    o[w->nold_maps].p = s->map;
+    o[w->nold_maps].len = s->maplen;
+    w->nold_maps++;
+    s->map = map;
+    s->maplen = len;
     return KD_OK;
 }
 
@@ -184,6 +202,8 @@ void kd__wal_close(kd_wal *w) {
         w->vfs->close(w->segs[i].file);
     }
     for (size_t i = 0; i < KD_MAP_L1; i++) kd__free(w->maps[i]);
+    for (size_t i = 0; i < w->nold_maps; i++) w->vfs->unmap(w->old_maps[i].p, w->old_maps[i].len);
+    kd__free(w->old_maps);
     kd__free(w->segs);
     kd__free(w->dir);
     pthread_mutex_destroy(&w->mu);
@@ -323,6 +343,8 @@ int kd__wal_append(kd_wal *w, uint8_t type, const void *payload, uint32_t len, u
     }
     if (s->size + KD_REC_HEADER + len > s->alloc &&
         (rc = preallocate(w, s, s->size + KD_REC_HEADER + len)) != KD_OK)
+        goto fail;
+    if (s->size + KD_REC_HEADER + len > s->maplen && (rc = grow_map(w, s, s->size + KD_REC_HEADER + len)) != KD_OK)
         goto fail;
     uint8_t h[KD_REC_HEADER];
     kd__set_u32(h, len);

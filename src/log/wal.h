@@ -67,6 +67,9 @@ typedef struct kd_segment {
 typedef struct kd_wal {
     kd_vfs *vfs;
     const uint8_t **maps[KD_MAP_L1]; /* maps[num / L2][num % L2]: segment num's mapping */
+    struct kd_oldmap { const uint8_t *p; uint64_t len; } *old_maps; /* replaced mappings,
+                                        kept until close because readers may hold them */
+    size_t nold_maps;
     char *dir;               /* <db>/log */
     kd_segment *segs;        /* sorted by number; the last is the active one */
     pthread_rwlock_t segs_lock; /* guards the segs array against growth during reads */
@@ -139,7 +142,8 @@ int kd__wal_sync_all(kd_wal *w);
 ** have been written (loc + n <= the segment's size). */
 static inline const uint8_t *kd__wal_at(const kd_wal *w, uint64_t loc) {
     uint32_t seg = KD_LOC_SEG(loc);
-    return w->maps[seg / KD_MAP_L2][seg % KD_MAP_L2] + KD_LOC_OFF(loc);
+    const uint8_t *base = __atomic_load_n(&w->maps[seg / KD_MAP_L2][seg % KD_MAP_L2], __ATOMIC_ACQUIRE);
+    return base + KD_LOC_OFF(loc);
 }
 
 /* Reads n bytes at a log position (value bytes, hashes). */

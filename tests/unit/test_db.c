@@ -643,6 +643,18 @@ TEST(segments_rotate_and_cold_values) {
         snprintf(v, sizeof v, "{\"n\":%d,\"pad\":\"%060d\"}", i, i);
         put(db, "r", k, v, NULL);
     }
+    /* a record far larger than a segment */
+    char *bigv = malloc(1200000); /* larger than the segment's mapping: it is remapped */
+    bigv[0] = '"';
+    memset(bigv + 1, 'b', 1199990);
+    bigv[1199991] = '"';
+    bigv[1199992] = 0;
+    kd_entry be;
+    CHECK_EQ_INT(put(db, "r", "big", bigv, NULL), KD_OK);
+    CHECK_EQ_INT(kd_get(db, "r", "big", &be), KD_OK);
+    CHECK_EQ_STR(be.value, bigv);
+    kd_entry_clear(&be);
+    put(db, "r", "after-big", "1", NULL);
     kd_stats st;
     kd_stats_get(db, &st);
     CHECK(st.segments > 5);
@@ -654,6 +666,10 @@ TEST(segments_rotate_and_cold_values) {
     CHECK_EQ_INT(kd_open(dir, &o, &db), KD_OK);
     char *after = dump(db);
     CHECK_EQ_STR(after, before);
+    CHECK_EQ_INT(kd_get(db, "r", "big", &be), KD_OK);
+    CHECK_EQ_STR(be.value, bigv);
+    kd_entry_clear(&be);
+    free(bigv);
     kd_check_report rep;
     kd_check(db, 1, &rep);
     CHECK(rep.ok);
