@@ -299,8 +299,8 @@ enum { WANT_RUN, WANT_HELP, WANT_VERSION };
 /* Fills c from argv. Returns WANT_RUN (check c->err_rc), WANT_HELP or WANT_VERSION. */
 static int parse_args(cli *c, int argc, char **argv) {
     int help = 0, version = 0, ended = 0;
-    /* Positional arguments before the command is known go here too; the first one is the
-    ** command name. */
+    /* The first argument that is not an option is the command; the rest are its
+    ** arguments. Options may come anywhere before `--`. */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!ended && strcmp(a, "--") == 0) {

@@ -401,8 +401,12 @@ static char *dump(kd_db *db) {
     while (kd_feed_next(f, &e) == KD_OK) {
         char hx[65];
         kd_hex(e.version_id, hx);
-        o += (size_t)snprintf(out + o, sizeof out - o, "%llu %s %lld %s/%s %s\n", (unsigned long long)e.seq, hx,
-                              (long long)e.timestamp, e.ns, e.key, e.value ? e.value : "-");
+        char vh[65];
+        kd_hex(e.value_hash, vh);
+        if (o + 512 < sizeof out) /* long values by length and hash */
+            o += (size_t)snprintf(out + o, sizeof out - o, "%llu %s %lld %s/%s %.100s %zu %s\n",
+                                  (unsigned long long)e.seq, hx, (long long)e.timestamp, e.ns, e.key,
+                                  e.value ? e.value : "-", e.value_len, vh);
         kd_entry_clear(&e);
     }
     kd_feed_close(f);
