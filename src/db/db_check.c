@@ -96,11 +96,15 @@ static int check_wal(kd_wal *w, kd_db *db, int deep, kd_check_report *rep) {
             continue;
         }
         kd_scan_end end;
-        kd__wal_scan(num, img, len, KD_SEG_HEADER, check_rec, &c, &end);
-        if (end.corrupt || end.torn) {
+        uint64_t from = KD_SEG_HEADER;
+        for (;;) { /* past a corrupt record, go on from the next valid one and keep counting */
+            kd__wal_scan(num, img, len, from, check_rec, &c, &end);
+            if (!end.corrupt && !end.torn) break;
             int last = i + 1 == w->nsegs;
             report_error(rep, "segment %u offset %llu: %s%s", num, (unsigned long long)end.bad_off, end.why,
                          end.corrupt ? " (valid records follow)" : last ? " (torn tail: cut off at the next open)" : "");
+            if (!end.corrupt) break;
+            from = end.resume_off;
         }
         kd__free(img);
     }

@@ -271,10 +271,14 @@ int kd__wal_scan(uint32_t segnum, const uint8_t *img, uint64_t len, uint64_t fro
             }
             /* Anything valid after this point means the damage is not a torn write. */
             int later = 0;
-            for (uint64_t p = off + 1; p + KD_REC_HEADER <= len && !later; p++)
-                later = valid_record_at(img, len, p);
-            if (later) end->corrupt = 1;
-            else end->torn = 1;
+            uint64_t p;
+            for (p = off + 1; p + KD_REC_HEADER <= len; p++)
+                if ((later = valid_record_at(img, len, p)) != 0) break;
+            if (later) {
+                end->corrupt = 1;
+                end->resume_off = p;
+            } else
+                end->torn = 1;
             break;
         }
         kd_rec r = {segnum, off, img[off + 8], img + off + KD_REC_HEADER, L};

@@ -103,6 +103,7 @@ typedef struct kd_scan_end {
     int torn;                /* bytes after good_end that are not a valid record */
     int zero_tail;           /* only zero bytes (pre-allocated space) after good_end */
     int corrupt;             /* a bad record followed by valid ones */
+    uint64_t resume_off;     /* with corrupt: where the next valid record starts */
     uint64_t bad_off;        /* where the first bad record starts */
     char why[128];
 } kd_scan_end;
