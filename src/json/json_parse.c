@@ -203,7 +203,8 @@ static const char *describe(parser *p, size_t pos, char tmp[16]) {
 
 static int unexpected(parser *p, const char *expected) {
     char tmp[16];
-    if (p->pos >= p->len) return perr(p, KD_INVALID, p->pos, "unexpected end of input, expected %s", expected);
+    if (p->pos >= p->len)
+        return perr(p, KD_INVALID, p->pos, "unexpected end of input, expected %s", expected);
     return perr(p, KD_INVALID, p->pos, "unexpected %s, expected %s", describe(p, p->pos, tmp), expected);
 }
 

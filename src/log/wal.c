@@ -345,11 +345,13 @@ int kd__wal_append(kd_wal *w, uint8_t type, const void *payload, uint32_t len, u
         if ((rc = create_segment(w, s->num + 1)) != KD_OK) goto fail;
         s = &w->segs[w->nsegs - 1];
     }
+    /* Neither step below writes record bytes, so a failure (e.g. a full disk) leaves the
+    ** log as it was and the handle usable. */
     if (s->size + KD_REC_HEADER + len > s->alloc &&
         (rc = preallocate(w, s, s->size + KD_REC_HEADER + len)) != KD_OK)
-        goto fail;
+        return rc;
     if (s->size + KD_REC_HEADER + len > s->maplen && (rc = grow_map(w, s, s->size + KD_REC_HEADER + len)) != KD_OK)
-        goto fail;
+        return rc;
     uint8_t h[KD_REC_HEADER];
     kd__set_u32(h, len);
     h[8] = type;

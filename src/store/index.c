@@ -56,6 +56,7 @@ void kd__index_free(kd_index *ix) {
     kd__free(ix->kchunks);
     kd__free(ix->xchunks);
     kd__free(ix->ns);
+    kd__free(ix->nstab);
     kd__free(ix->ktab);
     kd__free(ix->xtab);
     memset(ix, 0, sizeof *ix);
@@ -110,10 +111,34 @@ static void tab_put(uint64_t *tab, uint32_t size, uint32_t h, uint32_t idx) {
     tab[j] = ((uint64_t)h << 32) | ((uint64_t)idx + 1);
 }
 
+#define NS_SEED 0x9e3779b9u
+
 int64_t kd__index_find_ns(const kd_index *ix, const char *name) {
-    for (uint32_t i = 0; i < ix->nns; i++)
-        if (strcmp(ix->ns[i].name, name) == 0) return i;
+    if (!ix->nstab) return -1;
+    uint32_t j = hash_bytes(NS_SEED, name, strlen(name)) & (ix->nstab_size - 1);
+    while (ix->nstab[j]) {
+        uint32_t n = ix->nstab[j] - 1;
+        if (strcmp(ix->ns[n].name, name) == 0) return n;
+        j = (j + 1) & (ix->nstab_size - 1);
+    }
     return -1;
+}
+
+/* Keeps the namespace table (power of two, at most half full) able to take one more. */
+static int nstab_reserve(kd_index *ix) {
+    if (ix->nstab && (ix->nns + 1) * 2 <= ix->nstab_size) return KD_OK;
+    uint32_t size = ix->nstab_size ? ix->nstab_size * 2 : 16;
+    uint32_t *t = kd__calloc(size, sizeof *t);
+    if (!t) return kd__err(KD_NOMEM, "out of memory");
+    for (uint32_t i = 0; i < ix->nns; i++) {
+        uint32_t j = hash_bytes(NS_SEED, ix->ns[i].name, strlen(ix->ns[i].name)) & (size - 1);
+        while (t[j]) j = (j + 1) & (size - 1);
+        t[j] = i + 1;
+    }
+    kd__free(ix->nstab);
+    ix->nstab = t;
+    ix->nstab_size = size;
+    return KD_OK;
 }
 
 int kd__index_ns(kd_index *ix, const char *name, uint32_t *out) {
@@ -122,6 +147,7 @@ int kd__index_ns(kd_index *ix, const char *name, uint32_t *out) {
         *out = (uint32_t)f;
         return KD_OK;
     }
+    if (nstab_reserve(ix) != KD_OK) return KD_NOMEM;
     if (ix->nns == ix->capns) {
         uint32_t nc = ix->capns ? ix->capns * 2 : 8;
         kd_ns *n = kd__realloc(ix->ns, nc * sizeof *n);
@@ -132,6 +158,9 @@ int kd__index_ns(kd_index *ix, const char *name, uint32_t *out) {
     kd_ns *ns = &ix->ns[ix->nns];
     memset(ns, 0, sizeof *ns);
     if (!(ns->name = kd__strdup(name))) return kd__err(KD_NOMEM, "out of memory");
+    uint32_t j = hash_bytes(NS_SEED, name, strlen(name)) & (ix->nstab_size - 1);
+    while (ix->nstab[j]) j = (j + 1) & (ix->nstab_size - 1);
+    ix->nstab[j] = ix->nns + 1;
     *out = ix->nns++;
     return KD_OK;
 }

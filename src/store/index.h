@@ -64,6 +64,7 @@ typedef struct kd_index {
     kd_key **kchunks;  uint32_t nkeys;  size_t capkchunks;
     kd_val **xchunks;  uint32_t nvals;  size_t capxchunks;
     kd_ns *ns;         uint32_t nns, capns;
+    uint32_t *nstab;   uint32_t nstab_size;  /* namespace number + 1, by name hash */
 
     /* Hash tables of (hash32 << 32 | number+1) slots, any size (not a power of two: the
     ** home slot is (hash32 * size) >> 32), linear probing, at most 85% full. */
