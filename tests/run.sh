@@ -34,7 +34,7 @@ for t in "$BUILD"/tests/test_*; do
     [ -x "$t" ] || continue
     name=$(basename "$t")
     if [ -n "${KD_VALGRIND:-}" ]; then
-        run_one "$name" 900 valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=99 "$t"
+        run_one "$name" 900 valgrind -q --child-silent-after-fork=yes --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=99 "$t"
     else
         run_one "$name" 600 "$t"
     fi
