@@ -43,6 +43,7 @@ int kd__buf_reserve(kd_buf *b, size_t extra) {
     if (b->oom) return KD_NOMEM;
     if (b->len + extra + 1 <= b->cap) return KD_OK;
     size_t cap = b->cap ? b->cap : 64;
+    if (extra > SIZE_MAX / 2 - b->len) { b->oom = 1; return KD_NOMEM; }
     while (cap < b->len + extra + 1) {
         if (cap > SIZE_MAX / 2) { b->oom = 1; return KD_NOMEM; }
         cap *= 2;
@@ -107,6 +108,7 @@ void kd__buf_free(kd_buf *b) {
 char *kd__buf_take(kd_buf *b, size_t *len) {
     if (b->oom) { kd__buf_free(b); return NULL; }
     if (!b->p && kd__buf_reserve(b, 0) != KD_OK) return NULL;
+    b->p[b->len] = 0; /* reserve alone does not terminate a never-written buffer */
     char *p = b->p;
     if (len) *len = b->len;
     b->p = NULL;

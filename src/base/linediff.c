@@ -227,7 +227,9 @@ static void put_line(kd_buf *out, const line *l, char tag, int color) {
 
 int kd__line_diff(const char *a, const char *b, kd_buf *out, int color) {
     int rc = KD_OK;
-    size_t alen = a ? strlen(a) : 0, blen = b ? strlen(b) : 0;
+    if (!a) a = "";
+    if (!b) b = "";
+    size_t alen = strlen(a), blen = strlen(b);
     size_t na = count_lines(a, alen), nb = count_lines(b, blen), n = na + nb;
     size_t cap = 16;
     while (cap <= 2 * n) cap *= 2;

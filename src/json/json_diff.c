@@ -295,12 +295,12 @@ static int array_insert(kd_json *arr, size_t idx, kd_json *val) {
 
 /* Levels of arrays/objects in v (0 for a scalar). */
 static size_t json_depth(const kd_json *v) {
-    size_t d = 0;
-    if (v->type == KD_JARRAY)
-        for (size_t i = 0; i < v->u.arr.n; i++) d = KD_MAX(d, json_depth(v->u.arr.v[i]));
-    else if (v->type == KD_JOBJECT)
-        for (size_t i = 0; i < v->u.obj.n; i++) d = KD_MAX(d, json_depth(v->u.obj.m[i].val));
-    else return 0;
+    if (v->type != KD_JARRAY && v->type != KD_JOBJECT) return 0;
+    size_t n = v->type == KD_JARRAY ? v->u.arr.n : v->u.obj.n, d = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t c = json_depth(v->type == KD_JARRAY ? v->u.arr.v[i] : v->u.obj.m[i].val);
+        if (c > d) d = c;
+    }
     return d + 1;
 }
 

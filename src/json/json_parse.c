@@ -641,8 +641,10 @@ static int parse_object(parser *p) {
     }
     p->depth--;
     size_t n = p->nmems - base;
-    int rc = sort_members(p, p->mems + base, n);
-    if (rc != KD_OK) return rc;
+    if (n > 1) {
+        int rc = sort_members(p, p->mems + base, n);
+        if (rc != KD_OK) return rc;
+    }
     kd_jmember *members = n ? kd__malloc(n * sizeof *members) : NULL;
     kd_json *v = (members || !n) ? new_node(p, KD_JOBJECT) : NULL;
     if (!v) {

@@ -153,7 +153,7 @@ static void literal_canonical(double d, char *out, size_t cap) {
         snprintf(out, cap, "%.*g", p, d);
         if (strtod(out, NULL) == d) break;
     }
-    for (;; p++) {
+    for (; p < 40; p++) {
         kd_json *v = parse(out);
         int is_int = v && v->type == KD_JINT;
         kd__json_free(v);
@@ -689,6 +689,12 @@ TEST(patch_apply) {
     CHECK_APPLY("{\"a\":{\"0\":1}}", "[{\"op\":\"add\",\"path\":\"/a/0\",\"value\":2}]", "{\"a\":{\"0\":2}}");
     CHECK_APPLY("{\"a\":[{\"b\":[0]}]}", "[{\"op\":\"replace\",\"path\":\"/a/0/b/0\",\"value\":7}]", "{\"a\":[{\"b\":[7]}]}");
 
+    /* moving a value into its own child is refused with a clear message */
+    kd_json *d0 = parse("{\"a\":{\"b\":1}}"), *p0 = parse("[{\"op\":\"move\",\"from\":\"/a\",\"path\":\"/a/b/c\"}]");
+    CHECK_EQ_INT(kd__json_patch_apply(&d0, p0), KD_INVALID);
+    CHECK(strstr(kd__errmsg_get(), "into itself") != NULL);
+    kd__json_free(d0);
+    kd__json_free(p0);
     /* the failure message names the operation */
     kd_json *d = parse("{\"a\":1}"), *p = parse("[{\"op\":\"test\",\"path\":\"/a\",\"value\":1},{\"op\":\"remove\",\"path\":\"/zz\"}]");
     CHECK_EQ_INT(kd__json_patch_apply(&d, p), KD_INVALID);
