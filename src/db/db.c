@@ -398,12 +398,17 @@ int kd__db_apply_commit(kd_db *db, const kd_commit *c, uint64_t payload_loc, int
         return kd__err(KD_CORRUPT, "commit has seq %llu, expected %llu", (unsigned long long)c->first_seq,
                        (unsigned long long)db->last_seq + 1);
     if ((rc = kd__index_reserve(ix, c->nvers, c->nvals)) != KD_OK) return rc;
-    uint32_t *valnum = kd__calloc(c->nvals ? c->nvals : 1, sizeof *valnum);
+    /* valnum[i]: the value's number + 1; isnew[i]: stored by this very record. */
+    uint32_t *valnum = kd__calloc(c->nvals ? 2 * (size_t)c->nvals : 1, sizeof *valnum);
     if (!valnum) return kd__err(KD_NOMEM, "out of memory");
+    uint32_t *isnew = valnum + c->nvals;
     for (uint32_t i = 0; i < c->nvals; i++) {
         uint32_t f;
         if ((rc = find_value(db, c->vals[i].hash, &f)) != KD_OK) goto out;
-        if (!f) f = kd__index_add_val(ix, hash32(c->vals[i].hash), payload_loc + c->vals[i].off) + 1;
+        if (!f) {
+            f = kd__index_add_val(ix, hash32(c->vals[i].hash), payload_loc + c->vals[i].off) + 1;
+            isnew[i] = 1;
+        }
         valnum[i] = f;
     }
     for (uint32_t i = 0; i < c->nvers; i++) {
@@ -420,8 +425,10 @@ int kd__db_apply_commit(kd_db *db, const kd_commit *c, uint64_t payload_loc, int
         if ((rc = kd__index_key(ix, nsi, v->key, v->keylen, &ki)) != KD_OK) goto out;
         if ((rc = kd__index_key_reserve(ix, ki, 1)) != KD_OK) goto out;
         if (v->value_hash) {
+            uint32_t id_off = (uint32_t)(v->id - c->base);
             for (uint32_t j = 0; j < c->nvals && !val; j++)
-                if (memcmp(c->vals[j].hash, v->value_hash, 32) == 0) val = valnum[j];
+                if (memcmp(c->vals[j].hash, v->value_hash, 32) == 0)
+                    val = isnew[j] && c->vals[j].off < id_off ? KD_VAL_REL | (id_off - c->vals[j].off) : valnum[j];
             if (!val && (rc = find_value(db, v->value_hash, &val)) != KD_OK) goto out;
             if (!val) {
                 rc = kd__err(KD_CORRUPT, "version %u refers to a value that is not stored", i);
@@ -778,13 +785,14 @@ static int commit(kd_db *db, kd_batch *b, const kd_put_cond *cond, uint64_t *fir
     for (size_t i = 0, k = 0; i < b->n; i++) {
         kd_op *o = &b->ops[i];
         if (o->del || o->newval != (int)k) continue;
-        uint32_t v = kd__index_add_val(&db->ix, kd__get_u32(o->hash), loc + valoff[k]);
-        kd__cache_put(&db->cache, v, o->canon, (uint32_t)o->canon_len, o->hash);
-        valoff[k++] = v + 1; /* from here on: the new value's number + 1 */
+        kd__index_add_val(&db->ix, kd__get_u32(o->hash), loc + valoff[k]);
+        k++;
     }
     for (size_t i = 0; i < b->n; i++) {
         kd_op *o = &b->ops[i];
-        uint32_t val = o->del ? 0 : o->val ? o->val : valoff[o->newval];
+        if (db->cache.budget) kd__cache_invalidate(&db->cache, kd__cache_hash(o->ns, o->key), o->ns, o->key);
+        /* A value stored by this record is found from the version's own position. */
+        uint32_t val = o->del ? 0 : o->val ? o->val : KD_VAL_REL | (o->id_off - valoff[o->newval]);
         o->val = val;
         kd__index_add_ver(&db->ix, first_seq + i, loc + o->id_off, ts, val, o->key_num);
     }

@@ -54,11 +54,14 @@ struct kd_db {
     int stopping;
 };
 
-/* Fills e from version seq (ns, key, ids, prev, change type; value when want_value).
-** Caller holds ix_lock. */
-int kd__db_fill(kd_db *db, uint64_t seq, int want_value, kd_entry *e);
+/* Fills e from the version at position pos of key k: ns, key, seq, timestamp, ids,
+** value hash, previous version; the value with KD_FILL_VALUE, the change type with
+** KD_FILL_CHANGE. Caller holds ix_lock. */
+#define KD_FILL_VALUE 1
+#define KD_FILL_CHANGE 2
+int kd__db_fill(kd_db *db, const kd_key *k, uint32_t pos, int flags, kd_entry *e);
 /* Reads a value's canonical bytes (cache, else log) and its hash. Caller holds ix_lock. */
-int kd__db_value(kd_db *db, uint32_t val, char **out, uint32_t *len, uint8_t hash[32]);
+int kd__db_value(kd_db *db, const kd_ver *v, char **out, uint32_t *len, uint8_t hash[32]);
 /* Applies one decoded commit (recovery, checkpoint-less replay) to the index. */
 int kd__db_apply_commit(kd_db *db, const kd_commit *c, uint64_t payload_loc, int verify_ids);
 

@@ -38,56 +38,52 @@ void kd_hex(const uint8_t id[32], char out[65]) {
 
 static uint64_t visible(kd_db *db) { return atomic_load(&db->visible_seq); }
 
-int kd__db_value(kd_db *db, uint32_t val, char **out, uint32_t *len, uint8_t hash[32]) {
-    if (kd__cache_get(&db->cache, val, out, hash)) {
-        if (!*out) return kd__err(KD_NOMEM, "out of memory");
-        *len = (uint32_t)strlen(*out);
-        return KD_OK;
-    }
-    /* Cold: straight from the log's mapping (hash, length, bytes; checked at recovery). */
-    const uint8_t *p = kd__wal_at(&db->wal, kd__val(&db->ix, val)->loc);
+int kd__db_value(kd_db *db, const kd_ver *v, char **out, uint32_t *len, uint8_t hash[32]) {
+    uint64_t loc = kd__ver_value_loc(&db->ix, v);
+    /* Straight from the log's mapping: hash, length, bytes (checked at recovery). */
+    const uint8_t *p = kd__wal_at(&db->wal, loc);
     uint32_t n = kd__get_u32(p - 4);
     char *buf = kd__malloc((size_t)n + 1);
     if (!buf) return kd__err(KD_NOMEM, "out of memory");
     memcpy(buf, p, n);
     buf[n] = 0;
     memcpy(hash, p - 36, 32);
-    kd__cache_put(&db->cache, val, buf, n, hash);
     *out = buf;
     *len = n;
     return KD_OK;
 }
 
-int kd__db_fill(kd_db *db, uint64_t seq, int want_value, kd_entry *e) {
+int kd__db_fill(kd_db *db, const kd_key *k, uint32_t pos, int flags, kd_entry *e) {
     kd_index *ix = &db->ix;
+    uint64_t seq = kd__key_seq(k, pos);
     const kd_ver *v = kd__ver(ix, seq);
-    const kd_key *k = kd__key(ix, v->key);
     int rc = KD_OK;
     memset(e, 0, sizeof *e);
     e->seq = seq;
     e->timestamp = v->ts;
-    memcpy(e->version_id, kd__wal_at(&db->wal, v->loc), 32);
     e->deleted = v->val == 0;
-    int64_t pos = kd__index_pos(k, seq);
-    const kd_ver *pv = pos > 0 ? kd__ver(ix, kd__key_seq(k, (uint32_t)pos - 1)) : NULL;
-    if (pv) {
-        e->has_previous = 1;
-        memcpy(e->previous_version, kd__wal_at(&db->wal, pv->loc), 32);
+    e->has_previous = pos > 0;
+    /* In the log, a version's value hash and previous id sit just before its id
+    ** (commit.h): one place in memory for all three. */
+    const uint8_t *id = kd__wal_at(&db->wal, v->loc);
+    memcpy(e->version_id, id, 32);
+    if (e->has_previous) memcpy(e->previous_version, id - 32, 32);
+    if (!e->deleted) memcpy(e->value_hash, id - (e->has_previous ? 64 : 32), 32);
+    if (flags & KD_FILL_CHANGE) {
+        int prev_live = pos > 0 && kd__ver(ix, kd__key_seq(k, pos - 1))->val != 0;
+        e->change = e->deleted ? KD_CHANGE_DELETE : prev_live ? KD_CHANGE_UPDATE : KD_CHANGE_INSERT;
     }
-    e->change = e->deleted ? KD_CHANGE_DELETE : (pv && pv->val) ? KD_CHANGE_UPDATE : KD_CHANGE_INSERT;
     e->ns = kd__strdup(ix->ns[k->ns].name);
     e->key = kd__strndup(k->name, k->len);
     if (!e->ns || !e->key) {
         rc = kd__err(KD_NOMEM, "out of memory");
         goto out;
     }
-    if (!e->deleted) {
-        if (want_value) {
-            uint32_t len;
-            if ((rc = kd__db_value(db, v->val - 1, &e->value, &len, e->value_hash)) != KD_OK) goto out;
-            e->value_len = len;
-        } else
-            memcpy(e->value_hash, kd__wal_at(&db->wal, kd__val(ix, v->val - 1)->loc - 36), 32);
+    if (!e->deleted && (flags & KD_FILL_VALUE)) {
+        uint8_t hash[32];
+        uint32_t len;
+        if ((rc = kd__db_value(db, v, &e->value, &len, hash)) != KD_OK) goto out;
+        e->value_len = len;
     }
 out:
     if (rc != KD_OK) kd_entry_clear(e);
@@ -112,7 +108,16 @@ static int get_common(kd_db *db, const char *ns, const char *key, int at, int64_
     kd__err_clear();
     memset(out, 0, sizeof *out);
     if ((rc = check_names(ns, key)) != KD_OK) return rc;
+    uint64_t h = 0;
     pthread_rwlock_rdlock(&db->ix_lock);
+    if (!at && db->cache.budget) {
+        h = kd__cache_hash(ns, key);
+        int hit = kd__cache_lookup(&db->cache, h, ns, key, out);
+        if (hit) {
+            pthread_rwlock_unlock(&db->ix_lock);
+            return hit > 0 ? KD_OK : kd__err(KD_NOMEM, "out of memory");
+        }
+    }
     int64_t k = lookup(db, ns, key);
     int64_t pos = -1;
     const kd_key *kk = NULL;
@@ -129,10 +134,12 @@ static int get_common(kd_db *db, const char *ns, const char *key, int at, int64_
         }
         return kd__err(KD_NOTFOUND, "%s/%s not found", ns, key);
     }
-    uint64_t seq = kd__key_seq(kk, (uint32_t)pos);
-    int deleted = kd__ver(&db->ix, seq)->val == 0;
-    rc = kd__db_fill(db, seq, !deleted, out);
+    rc = kd__db_fill(db, kk, (uint32_t)pos, KD_FILL_VALUE, out);
+    /* Only the key's newest version may be cached (see cache.h). */
+    if (rc == KD_OK && !at && db->cache.budget && !out->deleted && (uint32_t)pos + 1 == kk->nvers)
+        kd__cache_insert(&db->cache, h, out);
     pthread_rwlock_unlock(&db->ix_lock);
+    int deleted = rc == KD_OK && out->deleted;
     if (rc != KD_OK) return rc;
     if (deleted) {
         char ts[32];
@@ -258,7 +265,7 @@ int kd_resolve_version(kd_db *db, const char *ns, const char *key, const char *s
         }
         seq = kd__key_seq(kk, (uint32_t)pos);
     }
-    rc = kd__db_fill(db, seq, 1, out);
+    rc = kd__db_fill(db, kk, (uint32_t)kd__index_pos(kk, seq), KD_FILL_VALUE | KD_FILL_CHANGE, out);
 out:
     pthread_rwlock_unlock(&db->ix_lock);
     return rc;
@@ -292,7 +299,9 @@ int kd_history(kd_db *db, const char *ns, const char *key, size_t offset, size_t
         goto out;
     }
     for (; cnt < want; cnt++)
-        if ((rc = kd__db_fill(db, kd__key_seq(kk, (uint32_t)(start + cnt)), with_values, &v[cnt])) != KD_OK) goto out;
+        if ((rc = kd__db_fill(db, kk, (uint32_t)(start + cnt), (with_values ? KD_FILL_VALUE : 0) | KD_FILL_CHANGE,
+                              &v[cnt])) != KD_OK)
+            goto out;
 out:
     pthread_rwlock_unlock(&db->ix_lock);
     if (rc != KD_OK) {
@@ -535,7 +544,8 @@ int kd_feed_next(kd_feed *f, kd_entry *out) {
     kd_db *db = f->db;
     if (f->next > visible(db)) return KD_DONE;
     pthread_rwlock_rdlock(&db->ix_lock);
-    int rc = kd__db_fill(db, f->next, 1, out);
+    const kd_key *k = kd__key(&db->ix, kd__ver(&db->ix, f->next)->key);
+    int rc = kd__db_fill(db, k, (uint32_t)kd__index_pos(k, f->next), KD_FILL_VALUE | KD_FILL_CHANGE, out);
     pthread_rwlock_unlock(&db->ix_lock);
     if (rc == KD_OK) f->next++;
     return rc;

@@ -1,8 +1,15 @@
 /*
-** cache.h — the bounded cache of hot values (canonical bytes and their hash), with
-** CLOCK eviction, keyed by value number. Values not in the cache are read from the log
-** (through its mapping); the cache keeps the hot set resident within its budget however
-** the OS treats the log's pages.
+** cache.h — the bounded cache of hot values: for recently read keys, the current
+** version (ids, timestamp, seq) and its value, keyed by (namespace, key), with CLOCK
+** eviction within a byte budget. A hit answers a get without walking the index; keys
+** not in the cache are answered from the index and the log (values read back through
+** the log's mapping).
+**
+** Consistency (enforced by db_read.c and db.c, which call this under the index lock):
+** an entry is inserted only under the shared index lock and only when the version read
+** is the key's newest (no commit in flight for that key); every commit removes its
+** keys' entries under the exclusive index lock before its versions can become visible.
+** So a hit is always the newest visible version.
 **
 ** May call: base. Thread-safe (its own mutex).
 */
@@ -14,11 +21,10 @@
 #include "base/base.h"
 
 typedef struct kd_cache_ent {
-    char *data;          /* NULL = free slot */
-    uint32_t val;
-    uint32_t len;
+    uint8_t *blob;       /* NULL = free slot; see cache.c for the layout */
+    uint64_t h;
+    uint32_t size;
     uint8_t ref;
-    uint8_t hash[32];
 } kd_cache_ent;
 
 typedef struct kd_cache {
@@ -28,16 +34,19 @@ typedef struct kd_cache {
     uint32_t nents, capents, hand;
     uint32_t *free_slots;
     uint32_t nfree;
-    uint32_t *tab;       /* open addressing: slot + 1, keyed by value number */
+    uint32_t *tab;       /* open addressing: slot + 1, by hash */
     uint32_t tab_mask, live;
     uint64_t hits, misses;
 } kd_cache;
 
 void kd__cache_init(kd_cache *c, size_t budget);
 void kd__cache_free(kd_cache *c);
-/* On a hit, copies the value into a new NUL-terminated buffer (*out, kd__free it; NULL
-** when out of memory) and its hash, and returns 1. Returns 0 on a miss. */
-int kd__cache_get(kd_cache *c, uint32_t val, char **out, uint8_t hash[32]);
-/* Inserts a copy of data (best effort: skipped when out of memory or over budget). */
-void kd__cache_put(kd_cache *c, uint32_t val, const char *data, uint32_t len, const uint8_t hash[32]);
+uint64_t kd__cache_hash(const char *ns, const char *key);
+/* On a hit fills *e (strings freshly allocated) and returns 1; 0 on a miss; -1 when
+** out of memory. */
+int kd__cache_lookup(kd_cache *c, uint64_t h, const char *ns, const char *key, kd_entry *e);
+/* Remembers e (a live version with its value) for its key; best effort. */
+void kd__cache_insert(kd_cache *c, uint64_t h, const kd_entry *e);
+/* Forgets ns/key. */
+void kd__cache_invalidate(kd_cache *c, uint64_t h, const char *ns, const char *key);
 #endif

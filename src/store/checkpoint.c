@@ -248,7 +248,9 @@ int kd__checkpoint_load(kd_db *db, int *loaded, uint64_t *log_pos) {
     for (uint64_t s = 0; s < nvers && !r.bad; s++) {
         const uint8_t *v = img + vstart + s * 24;
         uint32_t val = kd__get_u32(v + 16), key = kd__get_u32(v + 20);
-        if (key >= nkeys || val > nvals) r.bad = 1;
+        int val_ok = (val & KD_VAL_REL) ? (val & ~KD_VAL_REL) > 0 && (val & ~KD_VAL_REL) <= kd__get_u64(v + 8) % (1ull << 40)
+                                        : val <= nvals;
+        if (key >= nkeys || !val_ok) r.bad = 1;
         else counts[key]++;
     }
     for (uint32_t k = 0; k < nkeys && !r.bad; k++)

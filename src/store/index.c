@@ -262,7 +262,7 @@ int kd__index_key(kd_index *ix, uint32_t ns, const char *key, size_t klen, uint3
 int kd__index_reserve(kd_index *ix, uint64_t nvers, uint32_t nvals) {
     int rc;
     if (ix->nvers + nvers > UINT32_MAX - 1) return kd__err(KD_FULL, "too many versions (limit 2^32-2)");
-    if ((uint64_t)ix->nvals + nvals > UINT32_MAX - 2) return kd__err(KD_FULL, "too many values (limit 2^32-3)");
+    if ((uint64_t)ix->nvals + nvals > 0x7ffffffeu) return kd__err(KD_FULL, "too many distinct values (limit 2^31-2)");
     if ((rc = chunks_ensure((void ***)&ix->vchunks, &ix->capvchunks,
                             (size_t)((ix->nvers + nvers + KD_CHUNK - 1) >> KD_CHUNK_BITS),
                             sizeof(kd_ver))) != KD_OK)
@@ -323,6 +323,7 @@ void kd__index_add_ver(kd_index *ix, uint64_t seq, uint64_t id_loc, int64_t ts,
     if (k->cap) k->seqs.many[k->nvers] = (uint32_t)seq;
     else k->seqs.one = (uint32_t)seq;
     k->nvers++;
+    k->last = (uint32_t)seq;
     int is_live = val != 0;
     ns->versions++;
     int sys = ns->name[0] == '_';
@@ -340,6 +341,7 @@ void kd__index_add_ver(kd_index *ix, uint64_t seq, uint64_t id_loc, int64_t ts,
 
 int64_t kd__index_latest(const kd_index *ix, const kd_key *k, uint64_t max_seq) {
     (void)ix;
+    if (k->nvers && k->last <= max_seq) return (int64_t)k->nvers - 1; /* nothing in flight */
     int64_t i = (int64_t)k->nvers - 1;
     while (i >= 0 && kd__key_seq(k, (uint32_t)i) > max_seq) i--;
     return i;

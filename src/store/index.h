@@ -25,9 +25,13 @@
 typedef struct kd_ver {
     int64_t ts;
     uint64_t loc; /* log position of the version's 32-byte id (read through the map) */
-    uint32_t val; /* value number + 1; 0 = tombstone */
+    uint32_t val; /* 0 = tombstone; with KD_VAL_REL: the distance back from the id to the
+                     value's bytes, which the same commit record stored (the usual case,
+                     and one memory access fewer on reads); else value number + 1 */
     uint32_t key; /* key number */
 } kd_ver;
+
+#define KD_VAL_REL 0x80000000u
 
 typedef struct kd_key {
     const char *name;  /* NUL-terminated, in the arena */
@@ -35,6 +39,7 @@ typedef struct kd_key {
     uint32_t nvers;
     uint32_t cap;      /* capacity of seqs.many; 0 while inline */
     uint32_t len;      /* name length */
+    uint32_t last;     /* seq of the newest version (saves a memory access on reads) */
     union {
         uint32_t one;   /* nvers <= 1 */
         uint32_t *many; /* cap > 0 */
@@ -90,7 +95,14 @@ static inline kd_key *kd__key(const kd_index *ix, uint32_t k) {
 static inline kd_val *kd__val(const kd_index *ix, uint32_t v) {
     return &ix->xchunks[v >> KD_CHUNK_BITS][v & (KD_CHUNK - 1)];
 }
+/* Log position of a live version's value bytes. */
+static inline uint64_t kd__ver_value_loc(const kd_index *ix, const kd_ver *v) {
+    if (v->val & KD_VAL_REL) return v->loc - (v->val & ~KD_VAL_REL);
+    return kd__val(ix, v->val - 1)->loc;
+}
+
 static inline uint32_t kd__key_seq(const kd_key *k, uint32_t i) {
+    if (i + 1 == k->nvers) return k->last;
     return k->cap ? k->seqs.many[i] : k->seqs.one;
 }
 
