@@ -71,7 +71,8 @@ typedef enum kd_sync_mode {
 
 typedef struct kd_options {
     kd_sync_mode sync;        /* default KD_SYNC_FULL */
-    size_t cache_bytes;       /* value cache budget; default 64 MiB; 0 disables caching */
+    size_t cache_bytes;       /* budget of the cache of hot keys' current values (reads
+                                 of other values go to the log); default 64 MiB; 0 = off */
     size_t max_value_bytes;   /* largest canonical value accepted; default 16 MiB */
     size_t segment_bytes;     /* log segment size before rotation; default 64 MiB */
     size_t checkpoint_bytes;  /* write a checkpoint in the background after this much new

@@ -228,6 +228,7 @@ static int open_locked(kd_db *db) {
     uint64_t covered = KD_LOC_OFF(pos);
     for (size_t i = 0; i + 1 < KD_LOC_SEG(pos) && i < db->wal.nsegs; i++) covered += db->wal.segs[i].size;
     if ((rc = replay(db, pos)) != KD_OK) return rc;
+    kd__wal_recount(&db->wal);
     atomic_store(&db->ckpt_log_bytes, db->ckpt_seq ? covered : 0);
     atomic_store(&db->visible_seq, db->last_seq);
     db->wal.written_seq = db->wal.durable_seq = db->last_seq;
@@ -251,6 +252,11 @@ int kd_open(const char *path, const kd_options *opt, kd_db **out) {
         return kd__err(KD_INVALID, "unknown sync mode %d", (int)db->opt.sync);
     }
     db->vfs = db->opt.vfs ? db->opt.vfs : kd__os_unix();
+    {   /* BLAKE3 detects CPU features on first use through an unsynchronized global:
+        ** do it here, before the caller's threads can hash concurrently. */
+        uint8_t h[32];
+        kd__blake3("", 0, h);
+    }
     db->read_only = db->opt.read_only;
     pthread_rwlock_init(&db->ix_lock, NULL);
     pthread_mutex_init(&db->wmu, NULL);
@@ -328,7 +334,7 @@ int kd_close(kd_db *db) {
     }
     if (db->wal.dir) kd__wal_close(&db->wal);
     kd__index_free(&db->ix);
-    if (db->cache.ents || db->cache.budget) kd__cache_free(&db->cache);
+    if (db->cache.tab || db->cache.budget) kd__cache_free(&db->cache);
     if (db->lock) db->vfs->unlock(db->lock);
     kd__buf_free(&db->rec);
     pthread_rwlock_destroy(&db->ix_lock);

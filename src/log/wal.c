@@ -100,6 +100,8 @@ static int segs_push(kd_wal *w, uint32_t num, kd_file *f, uint64_t size) {
             return kd__err(KD_NOMEM, "out of memory");
         }
     }
+    atomic_fetch_add(&w->log_total, size);
+    atomic_fetch_add(&w->disk_total, size);
     w->segs[w->nsegs].map = map;
     w->segs[w->nsegs].maplen = maplen;
     w->segs[w->nsegs].num = num;
@@ -298,6 +300,7 @@ int kd__wal_truncate_active(kd_wal *w, uint64_t size) {
     int rc = w->vfs->truncate(s->file, size);
     if (rc == KD_OK) rc = w->vfs->sync(s->file);
     if (rc == KD_OK) s->size = s->alloc = size;
+    kd__wal_recount(w);
     return rc;
 }
 
@@ -309,6 +312,7 @@ int kd__wal_rewrite_header(kd_wal *w) {
     if (rc == KD_OK) rc = w->vfs->write(s->file, h, sizeof h, 0);
     if (rc == KD_OK) rc = w->vfs->sync(s->file);
     if (rc == KD_OK) s->size = s->alloc = KD_SEG_HEADER;
+    kd__wal_recount(w);
     return rc;
 }
 
@@ -323,6 +327,7 @@ static int preallocate(kd_wal *w, kd_segment *s, uint64_t need) {
         size_t n = (size_t)KD_MIN((uint64_t)sizeof zeros, target - s->alloc);
         int rc = w->vfs->write(s->file, zeros, n, s->alloc);
         if (rc != KD_OK) return rc;
+        if (s->alloc + n > s->size) atomic_fetch_add(&w->disk_total, s->alloc + n - KD_MAX(s->alloc, s->size));
         s->alloc += n;
     }
     return KD_OK;
@@ -371,7 +376,10 @@ int kd__wal_append(kd_wal *w, uint8_t type, const void *payload, uint32_t len, u
     }
     if (rc != KD_OK) goto fail;
     *loc = KD_LOC(s->num, s->size + KD_REC_HEADER);
+    if (s->size + KD_REC_HEADER + len > s->alloc)
+        atomic_fetch_add(&w->disk_total, s->size + KD_REC_HEADER + len - KD_MAX(s->alloc, s->size));
     s->size += KD_REC_HEADER + len;
+    atomic_fetch_add(&w->log_total, KD_REC_HEADER + len);
     return KD_OK;
 fail:
     /* What reached the file is unknown: refuse further writes until reopen, where
@@ -457,14 +465,15 @@ uint64_t kd__wal_end(kd_wal *w) {
     return KD_LOC(s->num, s->size);
 }
 
-uint64_t kd__wal_disk_bytes(kd_wal *w) {
-    uint64_t t = 0;
-    for (size_t i = 0; i < w->nsegs; i++) t += KD_MAX(w->segs[i].alloc, w->segs[i].size);
-    return t;
+void kd__wal_recount(kd_wal *w) {
+    uint64_t log = 0, disk = 0;
+    for (size_t i = 0; i < w->nsegs; i++) {
+        log += w->segs[i].size;
+        disk += KD_MAX(w->segs[i].alloc, w->segs[i].size);
+    }
+    atomic_store(&w->log_total, log);
+    atomic_store(&w->disk_total, disk);
 }
 
-uint64_t kd__wal_log_bytes(kd_wal *w) {
-    uint64_t t = 0;
-    for (size_t i = 0; i < w->nsegs; i++) t += w->segs[i].size;
-    return t;
-}
+uint64_t kd__wal_disk_bytes(kd_wal *w) { return atomic_load(&w->disk_total); }
+uint64_t kd__wal_log_bytes(kd_wal *w) { return atomic_load(&w->log_total); }

@@ -75,6 +75,8 @@ typedef struct kd_wal {
     pthread_rwlock_t segs_lock; /* guards the segs array against growth during reads */
     size_t nsegs, capsegs;
     uint64_t segment_bytes;  /* rotate when a record would cross this size */
+    _Atomic uint64_t log_total;   /* sum of the segments' sizes, readable without locks */
+    _Atomic uint64_t disk_total;  /* sum of the segments' file sizes */
     int read_only;
 
     /* Group commit state, guarded by mu. */
@@ -153,5 +155,7 @@ int kd__wal_pread(kd_wal *w, uint64_t loc, void *buf, size_t n);
 uint64_t kd__wal_end(kd_wal *w);
 uint64_t kd__wal_disk_bytes(kd_wal *w);  /* file sizes */
 uint64_t kd__wal_log_bytes(kd_wal *w);   /* bytes of segment headers and records */
+/* Recomputes the totals after recovery changed segment sizes (single-threaded). */
+void kd__wal_recount(kd_wal *w);
 
 #endif

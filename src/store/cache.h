@@ -20,22 +20,17 @@
 
 #include "base/base.h"
 
-typedef struct kd_cache_ent {
-    uint8_t *blob;       /* NULL = free slot; see cache.c for the layout */
+typedef struct kd_cache_slot {
     uint64_t h;
-    uint32_t size;
-    uint8_t ref;
-} kd_cache_ent;
+    uint8_t *blob;       /* NULL = empty; see cache.c for the layout */
+} kd_cache_slot;
 
 typedef struct kd_cache {
     pthread_mutex_t mu;
     size_t budget, used;
-    kd_cache_ent *ents;
-    uint32_t nents, capents, hand;
-    uint32_t *free_slots;
-    uint32_t nfree;
-    uint32_t *tab;       /* open addressing: slot + 1, by hash */
+    kd_cache_slot *tab;  /* open addressing by hash; a hit costs two memory accesses */
     uint32_t tab_mask, live;
+    uint32_t hand;       /* CLOCK hand over the table */
     uint64_t hits, misses;
 } kd_cache;
 

@@ -6,6 +6,7 @@
 */
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -723,6 +724,81 @@ TEST(concurrent_writers_share_fsyncs) {
     kd_close(shared_db);
 }
 
+/* The hot-value cache never answers with an outdated version. */
+TEST(cache_follows_writes) {
+    fresh();
+    kd_db *db = open_db();
+    put(db, "c", "k", "1", NULL);
+    CHECK_EQ_STR(get_value(db, "c", "k"), "1"); /* now cached */
+    CHECK_EQ_STR(get_value(db, "c", "k"), "1");
+    put(db, "c", "k", "2", NULL);
+    CHECK_EQ_STR(get_value(db, "c", "k"), "2");
+    kd_batch *b = kd_batch_new();
+    kd_batch_put(b, "c", "k", "3", 1);
+    kd_batch_commit(db, b, NULL, NULL);
+    kd_batch_free(b);
+    CHECK_EQ_STR(get_value(db, "c", "k"), "3");
+    kd_delete(db, "c", "k", NULL);
+    kd_entry e;
+    CHECK_EQ_INT(kd_get(db, "c", "k", &e), KD_NOTFOUND);
+    kd_entry_clear(&e);
+    put(db, "c", "k", "4", NULL);
+    CHECK_EQ_STR(get_value(db, "c", "k"), "4");
+    kd_stats st;
+    kd_stats_get(db, &st);
+    CHECK(st.cache_hits > 0);
+    kd_close(db);
+}
+
+static _Atomic long acked; /* the writer's last acknowledged value */
+static _Atomic int stop_readers;
+static void *cache_writer(void *arg) {
+    kd_db *db = arg;
+    for (long i = 1; i <= 300; i++) {
+        char v[32];
+        snprintf(v, sizeof v, "%ld", i);
+        if (put(db, "c", "hot", v, NULL) != KD_OK) return (void *)1;
+        atomic_store(&acked, i);
+    }
+    atomic_store(&stop_readers, 1);
+    return NULL;
+}
+static void *cache_reader(void *arg) {
+    kd_db *db = arg;
+    long last_seen = 0, bad = 0;
+    while (!atomic_load(&stop_readers)) {
+        long floor = atomic_load(&acked); /* acknowledged before this read began */
+        kd_entry e;
+        if (kd_get(db, "c", "hot", &e) != KD_OK) continue;
+        long v = atol(e.value);
+        kd_entry_clear(&e);
+        if (v < floor || v < last_seen) bad++;
+        last_seen = v;
+    }
+    return (void *)bad;
+}
+
+TEST(cache_consistent_under_concurrency) {
+    fresh();
+    kd_db *db = open_db();
+    atomic_store(&acked, 0);
+    atomic_store(&stop_readers, 0);
+    pthread_t w, r[3];
+    pthread_create(&w, NULL, cache_writer, db);
+    for (int i = 0; i < 3; i++) pthread_create(&r[i], NULL, cache_reader, db);
+    void *res;
+    pthread_join(w, &res);
+    CHECK(res == NULL);
+    long bad = 0;
+    for (int i = 0; i < 3; i++) {
+        pthread_join(r[i], &res);
+        bad += (long)res;
+    }
+    CHECK_EQ_INT(bad, 0);
+    CHECK_EQ_STR(get_value(db, "c", "hot"), "300");
+    kd_close(db);
+}
+
 /* A process that never closes still leaves a recent checkpoint behind. */
 TEST(automatic_checkpoint) {
     fresh();
@@ -794,6 +870,8 @@ int main(void) {
     RUN(second_process_is_refused);
     RUN(segments_rotate_and_cold_values);
     RUN(concurrent_writers_share_fsyncs);
+    RUN(cache_follows_writes);
+    RUN(cache_consistent_under_concurrency);
     RUN(automatic_checkpoint);
     RUN(sync_modes);
     fresh();
