@@ -4,6 +4,7 @@
 #   run        guided demo of history, time travel and diff on the default database
 #   test       every test (unit, black-box, crash loop); ends with "N passed, N failed"
 #   asan       the test suite under ASan+UBSan (separate build tree build-asan/)
+#   tsan       the threaded tests (db, crash) under ThreadSanitizer (build-tsan/)
 #   valgrind   unit tests under valgrind
 #   bench      benchmarks against SQLite; writes build/bench.json
 #   test-crash longer kill -9 loop
@@ -34,7 +35,7 @@ HDRS    := $(wildcard include/*.h src/*/*.h)
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all deps deps-test deps-bench run test asan valgrind bench test-crash install clean examples
+.PHONY: all deps deps-test deps-bench run test asan tsan valgrind bench test-crash install clean examples
 
 all: $(BUILD)/libkorudelta.a $(BUILD)/libkorudelta.so $(BUILD)/kdelta $(BUILD)/korudelta.pc
 
@@ -100,6 +101,14 @@ asan:
 	   $(patsubst $(BUILD)/%,build-asan/%,$(EXAMPLES))
 	@ASAN_OPTIONS=detect_leaks=1 BUILD=build-asan tests/run.sh
 
+tsan:
+	@scripts/deps.sh test
+	@$(MAKE) --no-print-directory BUILD=build-tsan OPT="-O1 -g" SANFLAGS="-fsanitize=thread" \
+	   build-tsan/libkorudelta.a build-tsan/tests/test_db build-tsan/tests/test_crash
+	@rm -rf build-tsan/tests/run && mkdir -p build-tsan/tests/run && \
+	   cp build-tsan/tests/test_db build-tsan/tests/test_crash build-tsan/tests/run/
+	@BUILD=build-tsan/tests/run KD_UNIT_ONLY=1 TSAN_OPTIONS=halt_on_error=1 tests/run.sh
+
 valgrind: deps-test
 	@$(MAKE) --no-print-directory all $(UNIT_BIN)
 	@BUILD=$(BUILD) KD_VALGRIND=1 tests/run.sh
@@ -123,4 +132,4 @@ install: all
 	install -m 755 $(BUILD)/kdelta $(DESTDIR)$(PREFIX)/bin/
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-tsan

@@ -30,7 +30,9 @@ run_one() {  # name, timeout, command...
         fail=$((fail + 1)); crashed+=("$name (exit $rc, no result line)")
     fi
 }
-for t in "$BUILD"/tests/test_*; do
+UNIT_DIR="$BUILD/tests"
+[ -n "${KD_UNIT_ONLY:-}" ] && UNIT_DIR="$BUILD"
+for t in "$UNIT_DIR"/test_*; do
     [ -x "$t" ] || continue
     name=$(basename "$t")
     if [ -n "${KD_VALGRIND:-}" ]; then
@@ -39,7 +41,7 @@ for t in "$BUILD"/tests/test_*; do
         run_one "$name" 600 "$t"
     fi
 done
-if [ -z "${KD_VALGRIND:-}" ]; then
+if [ -z "${KD_VALGRIND:-}" ] && [ -z "${KD_UNIT_ONLY:-}" ]; then
     for s in tests/cli/test_*.sh; do
         [ -f "$s" ] || continue
         run_one "$(basename "$s")" 600 bash "$s"

@@ -55,14 +55,13 @@ int kd__buf_reserve(kd_buf *b, size_t extra) {
     return KD_OK;
 }
 
-void kd__buf_append(kd_buf *b, const void *p, size_t n) {
+void kd__buf_append_slow(kd_buf *b, const void *p, size_t n) {
     if (kd__buf_reserve(b, n) != KD_OK) return;
     if (n) memcpy(b->p + b->len, p, n);
     b->len += n;
     b->p[b->len] = 0;
 }
 void kd__buf_puts(kd_buf *b, const char *s) { kd__buf_append(b, s, strlen(s)); }
-void kd__buf_putc(kd_buf *b, char c) { kd__buf_append(b, &c, 1); }
 
 void kd__buf_printf(kd_buf *b, const char *fmt, ...) {
     char small[256];

@@ -39,9 +39,24 @@ typedef struct kd_buf {
 
 #define KD_BUF_INIT {NULL, 0, 0, 0}
 int kd__buf_reserve(kd_buf *b, size_t extra);          /* KD_OK or KD_NOMEM */
-void kd__buf_append(kd_buf *b, const void *p, size_t n);
+void kd__buf_append_slow(kd_buf *b, const void *p, size_t n);
+/* Appends n bytes (inline fast path: the JSON writers append a few bytes at a time). */
+static inline void kd__buf_append(kd_buf *b, const void *p, size_t n) {
+    if (b->p && b->len + n < b->cap) {
+        memcpy(b->p + b->len, p, n);
+        b->len += n;
+        b->p[b->len] = 0;
+    } else
+        kd__buf_append_slow(b, p, n);
+}
+static inline void kd__buf_putc(kd_buf *b, char c) {
+    if (b->p && b->len + 1 < b->cap) {
+        b->p[b->len++] = c;
+        b->p[b->len] = 0;
+    } else
+        kd__buf_append_slow(b, &c, 1);
+}
 void kd__buf_puts(kd_buf *b, const char *s);
-void kd__buf_putc(kd_buf *b, char c);
 void kd__buf_printf(kd_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void kd__buf_put_u8(kd_buf *b, uint8_t v);
 void kd__buf_put_u16(kd_buf *b, uint16_t v);           /* little-endian */
