@@ -99,7 +99,7 @@ asan:
 	   SANFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all" all \
 	   $(patsubst $(BUILD)/%,build-asan/%,$(UNIT_BIN)) \
 	   $(patsubst $(BUILD)/%,build-asan/%,$(EXAMPLES))
-	@ASAN_OPTIONS=detect_leaks=1 BUILD=build-asan tests/run.sh
+	@ASAN_OPTIONS=detect_leaks=1 KD_CC_FLAGS="-fsanitize=address,undefined" BUILD=build-asan tests/run.sh
 
 tsan:
 	@scripts/deps.sh test
