@@ -109,15 +109,14 @@ static int get_common(kd_db *db, const char *ns, const char *key, int at, int64_
     memset(out, 0, sizeof *out);
     if ((rc = check_names(ns, key)) != KD_OK) return rc;
     uint64_t h = 0;
-    pthread_rwlock_rdlock(&db->ix_lock);
     if (!at && db->cache.budget) {
+        /* No index lock needed: an entry is the newest visible version for as long as it
+        ** is in the cache (commits remove it before their versions become visible). */
         h = kd__cache_hash(ns, key);
         int hit = kd__cache_lookup(&db->cache, h, ns, key, out);
-        if (hit) {
-            pthread_rwlock_unlock(&db->ix_lock);
-            return hit > 0 ? KD_OK : kd__err(KD_NOMEM, "out of memory");
-        }
+        if (hit) return hit > 0 ? KD_OK : kd__err(KD_NOMEM, "out of memory");
     }
+    pthread_rwlock_rdlock(&db->ix_lock);
     int64_t k = lookup(db, ns, key);
     int64_t pos = -1;
     const kd_key *kk = NULL;

@@ -5,11 +5,11 @@
 ** not in the cache are answered from the index and the log (values read back through
 ** the log's mapping).
 **
-** Consistency (enforced by db_read.c and db.c, which call this under the index lock):
-** an entry is inserted only under the shared index lock and only when the version read
-** is the key's newest (no commit in flight for that key); every commit removes its
-** keys' entries under the exclusive index lock before its versions can become visible.
-** So a hit is always the newest visible version.
+** Consistency (enforced by db_read.c and db.c): an entry is inserted only under the
+** shared index lock and only when the version read is the key's newest (no commit in
+** flight for that key); every commit removes its keys' entries under the exclusive
+** index lock before its versions can become visible. So while an entry is in the
+** cache it is the newest visible version, and lookups need no index lock.
 **
 ** May call: base. Thread-safe (its own mutex).
 */
