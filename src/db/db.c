@@ -477,6 +477,7 @@ typedef struct kd_op {
     int newval;          /* index into this commit's new values, or -1 */
     uint8_t id[32];
     uint32_t id_off;     /* where the id sits in the commit payload */
+    uint64_t prev_loc;   /* log position of the previous version's id */
 } kd_op;
 
 struct kd_batch {
@@ -643,10 +644,11 @@ static int resolve_ops(kd_db *db, kd_batch *b, const kd_put_cond *cond, uint32_t
         if ((rc = kd__index_key_reserve(ix, o->key_num, 1)) != KD_OK) goto out;
         kd_key *k = kd__key(ix, o->key_num);
         const kd_ver *cur = k->nvers ? kd__ver(ix, kd__key_seq(k, k->nvers - 1)) : NULL;
-        const uint8_t *cur_id = cur ? kd__wal_at(&db->wal, cur->loc) : NULL;
         int live = cur && cur->val != 0;
         o->has_prev = cur != NULL;
-        if (cur) memcpy(o->prev, cur_id, 32);
+        if (cur) o->prev_loc = cur->loc; /* the id itself is read after the lock (read_prev_ids) */
+        uint8_t cur_id[32];
+        if (cur && cond && (rc = kd__wal_pread(&db->wal, cur->loc, cur_id, 32)) != KD_OK) goto out;
         if (o->del && !live) {
             if (cur)
                 rc = kd__err(KD_NOTFOUND, "%s%s/%s not found (already deleted)", item_prefix(pre, sizeof pre, b, i),
@@ -708,6 +710,18 @@ out:
     return rc;
 }
 
+/* Reads the previous versions' ids with pread rather than through the log's mapping, so
+** writing does not pull the whole log into the process's resident memory. Called with
+** wmu held (the keys' newest versions cannot change) and no index lock. */
+static int read_prev_ids(kd_db *db, kd_batch *b) {
+    for (size_t i = 0; i < b->n; i++) {
+        kd_op *o = &b->ops[i];
+        int rc;
+        if (o->has_prev && (rc = kd__wal_pread(&db->wal, o->prev_loc, o->prev, 32)) != KD_OK) return rc;
+    }
+    return KD_OK;
+}
+
 static void encode_commit(kd_db *db, kd_batch *b, uint64_t first_seq, int64_t ts, uint32_t nnew,
                           uint32_t *valoff) {
     kd_buf *r = &db->rec;
@@ -764,6 +778,7 @@ static int commit(kd_db *db, kd_batch *b, const kd_put_cond *cond, uint64_t *fir
     pthread_rwlock_wrlock(&db->ix_lock);
     rc = resolve_ops(db, b, cond, &nnew);
     pthread_rwlock_unlock(&db->ix_lock);
+    if (rc == KD_OK) rc = read_prev_ids(db, b);
     if (rc != KD_OK) goto unlock;
     if (!(valoff = kd__malloc((nnew + 1) * sizeof *valoff))) {
         rc = kd__err(KD_NOMEM, "out of memory");
