@@ -373,12 +373,13 @@ int kd_checkpoint(kd_db *db) {
 
 static uint32_t hash32(const uint8_t h[32]) { return kd__get_u32(h); }
 
-/* Finds a stored value by full hash: value number + 1, or 0. Caller holds the index. */
+/* Finds a stored value by full hash: the seq of the version that stored it, or 0.
+** Caller holds the index. */
 static int find_value(kd_db *db, const uint8_t hash[32], uint32_t *found) {
     uint32_t it = 0, v;
     *found = 0;
     while ((v = kd__index_val_next(&db->ix, hash32(hash), &it)) != 0) {
-        const uint8_t *h = kd__wal_at(&db->wal, kd__val(&db->ix, v - 1)->loc - 36);
+        const uint8_t *h = kd__wal_at(&db->wal, kd__ver_value_loc(&db->ix, kd__ver(&db->ix, v)) - 36);
         if (memcmp(h, hash, 32) == 0) {
             *found = v;
             return KD_OK;
@@ -404,22 +405,24 @@ int kd__db_apply_commit(kd_db *db, const kd_commit *c, uint64_t payload_loc, int
         return kd__err(KD_CORRUPT, "commit has seq %llu, expected %llu", (unsigned long long)c->first_seq,
                        (unsigned long long)db->last_seq + 1);
     if ((rc = kd__index_reserve(ix, c->nvers, c->nvals)) != KD_OK) return rc;
-    /* valnum[i]: the value's number + 1; isnew[i]: stored by this very record. */
-    uint32_t *valnum = kd__calloc(c->nvals ? 2 * (size_t)c->nvals : 1, sizeof *valnum);
-    if (!valnum) return kd__err(KD_NOMEM, "out of memory");
-    uint32_t *isnew = valnum + c->nvals;
+    /* For each value of the record: the seq of an older version that stored the same
+    ** content (then this copy is a duplicate and unused), or 0 when it is new here. A
+    ** per-record table finds a version's value among the record's values. */
+    size_t tsize = 16;
+    while (tsize < 2 * (size_t)c->nvals) tsize *= 2;
+    uint32_t *older = kd__calloc(c->nvals + tsize + 1, sizeof *older);
+    if (!older) return kd__err(KD_NOMEM, "out of memory");
+    uint32_t *tab = older + c->nvals; /* value index + 1 */
     for (uint32_t i = 0; i < c->nvals; i++) {
-        uint32_t f;
-        if ((rc = find_value(db, c->vals[i].hash, &f)) != KD_OK) goto out;
-        if (!f) {
-            f = kd__index_add_val(ix, hash32(c->vals[i].hash), payload_loc + c->vals[i].off) + 1;
-            isnew[i] = 1;
-        }
-        valnum[i] = f;
+        if ((rc = find_value(db, c->vals[i].hash, &older[i])) != KD_OK) goto out;
+        uint32_t j = hash32(c->vals[i].hash) & (uint32_t)(tsize - 1);
+        while (tab[j]) j = (j + 1) & (uint32_t)(tsize - 1);
+        tab[j] = i + 1;
     }
     for (uint32_t i = 0; i < c->nvers; i++) {
         const kd_cver *v = &c->vers[i];
         uint32_t nsi, ki, val = 0;
+        uint64_t seq = c->first_seq + i;
         char nsb[KD_NS_MAX + 1];
         if (!valid_stored_name(v->ns, v->nslen, v->key, v->keylen)) {
             rc = kd__err(KD_CORRUPT, "version %u has an invalid namespace or key", i);
@@ -432,10 +435,18 @@ int kd__db_apply_commit(kd_db *db, const kd_commit *c, uint64_t payload_loc, int
         if ((rc = kd__index_key_reserve(ix, ki, 1)) != KD_OK) goto out;
         if (v->value_hash) {
             uint32_t id_off = (uint32_t)(v->id - c->base);
-            for (uint32_t j = 0; j < c->nvals && !val; j++)
-                if (memcmp(c->vals[j].hash, v->value_hash, 32) == 0)
-                    val = isnew[j] && c->vals[j].off < id_off ? KD_VAL_REL | (id_off - c->vals[j].off) : valnum[j];
-            if (!val && (rc = find_value(db, v->value_hash, &val)) != KD_OK) goto out;
+            uint32_t j = hash32(v->value_hash) & (uint32_t)(tsize - 1);
+            while (tab[j] && memcmp(c->vals[tab[j] - 1].hash, v->value_hash, 32) != 0) j = (j + 1) & (uint32_t)(tsize - 1);
+            if (tab[j]) {
+                uint32_t x = tab[j] - 1;
+                if (older[x]) val = older[x];
+                else if (c->vals[x].off < id_off) {
+                    val = KD_VAL_REL | (id_off - c->vals[x].off);
+                    older[x] = (uint32_t)seq; /* first use: this version is the value's storer */
+                    kd__index_add_val(ix, hash32(v->value_hash), seq);
+                }
+            } else if ((rc = find_value(db, v->value_hash, &val)) != KD_OK)
+                goto out;
             if (!val) {
                 rc = kd__err(KD_CORRUPT, "version %u refers to a value that is not stored", i);
                 goto out;
@@ -455,7 +466,7 @@ int kd__db_apply_commit(kd_db *db, const kd_commit *c, uint64_t payload_loc, int
     db->last_seq = c->first_seq + c->nvers - 1;
     if (c->ts > db->last_ts) db->last_ts = c->ts;
 out:
-    kd__free(valnum);
+    kd__free(older);
     return rc;
 }
 
@@ -806,7 +817,7 @@ static int commit(kd_db *db, kd_batch *b, const kd_put_cond *cond, uint64_t *fir
     for (size_t i = 0, k = 0; i < b->n; i++) {
         kd_op *o = &b->ops[i];
         if (o->del || o->newval != (int)k) continue;
-        kd__index_add_val(&db->ix, kd__get_u32(o->hash), loc + valoff[k]);
+        kd__index_add_val(&db->ix, kd__get_u32(o->hash), first_seq + i); /* its storer */
         k++;
     }
     for (size_t i = 0; i < b->n; i++) {

@@ -18,9 +18,9 @@
 **   body:
 **     namespaces: u16 length, bytes
 **     keys:       u32 namespace number, u16 length, bytes
-**     values:     u64 log position, u32 first 32 bits of the hash
-**     versions:   i64 timestamp, u64 log position of the id, u32 value number + 1
-**                 (0 = tombstone), u32 key
+**     values:     u32 seq of the version that stored it, u32 first 32 bits of the hash
+**     versions:   i64 timestamp, u64 log position of the id, u32 value reference
+**                 (kd_ver.val: 0 = tombstone, see index.h), u32 key
 **   trailer: u32 CRC32C of the body
 ** A checkpoint that fails any check is ignored (the log is replayed in full); one that
 ** names a newer format is refused.
@@ -28,6 +28,9 @@
 ** May call: os, base, crypto, log, store.
 */
 #include <stdio.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "crypto/crc32c.h"
 #include "db/db_int.h"
@@ -45,7 +48,6 @@ static char *path_join(const char *dir, const char *name) {
 int kd__checkpoint_write(kd_db *db) {
     kd_index *ix = &db->ix;
     kd_buf b = KD_BUF_INIT;
-    uint32_t *h32 = NULL;
     char *tmp = NULL, *final = NULL;
     kd_file *f = NULL;
     int rc = KD_OK;
@@ -61,15 +63,7 @@ int kd__checkpoint_write(kd_db *db) {
                      (unsigned long long)db->last_seq);
         goto out;
     }
-    if (!(h32 = kd__calloc(ix->nvals ? ix->nvals : 1, sizeof *h32))) {
-        rc = kd__err(KD_NOMEM, "out of memory");
-        goto out;
-    }
-    for (uint64_t i = 0; i < ix->xtab_size; i++) {
-        uint64_t e = ix->xtab[i];
-        if (e) h32[(uint32_t)e - 1] = (uint32_t)(e >> 32);
-    }
-    if (kd__buf_reserve(&b, 64 + (size_t)nvers * 24 + (size_t)ix->nvals * 12 + (size_t)ix->nkeys * 8 +
+    if (kd__buf_reserve(&b, 64 + (size_t)nvers * 24 + (size_t)ix->nvals * 8 + (size_t)ix->nkeys * 8 +
                                 ix->name_bytes + 4096) != KD_OK) {
         rc = kd__err(KD_NOMEM, "out of memory");
         goto out;
@@ -97,10 +91,11 @@ int kd__checkpoint_write(kd_db *db) {
         kd__buf_put_u16(&b, (uint16_t)k->len);
         kd__buf_append(&b, k->name, k->len);
     }
-    for (uint32_t i = 0; i < ix->nvals; i++) {
-        const kd_val *x = kd__val(ix, i);
-        kd__buf_put_u64(&b, x->loc);
-        kd__buf_put_u32(&b, h32[i]);
+    for (uint64_t i = 0; i < ix->xtab_size; i++) {
+        uint64_t e = ix->xtab[i];
+        if (!e) continue;
+        kd__buf_put_u32(&b, (uint32_t)e);         /* seq of the storer */
+        kd__buf_put_u32(&b, (uint32_t)(e >> 32)); /* hash32 */
     }
     for (uint64_t s = 1; s <= nvers; s++) {
         const kd_ver *v = kd__ver(ix, s);
@@ -134,6 +129,10 @@ int kd__checkpoint_write(kd_db *db) {
     if ((rc = db->vfs->sync_dir(db->vfs, db->path)) != KD_OK) goto out_unlocked;
     db->ckpt_seq = nvers;
     atomic_store(&db->ckpt_log_bytes, log_bytes);
+    kd__buf_free(&b);
+#ifdef __GLIBC__
+    malloc_trim(0); /* hand the snapshot's memory and older garbage back to the OS */
+#endif
     goto out_unlocked;
 out:
     pthread_rwlock_unlock(&db->ix_lock);
@@ -142,7 +141,6 @@ out_unlocked:
     pthread_mutex_unlock(&db->ckpt_mu);
     if (f) db->vfs->close(f);
     kd__buf_free(&b);
-    kd__free(h32);
     kd__free(tmp);
     kd__free(final);
     return rc;
@@ -166,7 +164,6 @@ static const uint8_t *take(rd *r, size_t n) {
 }
 static uint16_t take16(rd *r) { const uint8_t *p = take(r, 2); return p ? kd__get_u16(p) : 0; }
 static uint32_t take32(rd *r) { const uint8_t *p = take(r, 4); return p ? kd__get_u32(p) : 0; }
-static uint64_t take64(rd *r) { const uint8_t *p = take(r, 8); return p ? kd__get_u64(p) : 0; }
 
 int kd__checkpoint_load(kd_db *db, int *loaded, uint64_t *log_pos) {
     kd_index *ix = &db->ix;
@@ -234,9 +231,9 @@ int kd__checkpoint_load(kd_db *db, int *loaded, uint64_t *log_pos) {
     }
     if (!r.bad && (rc = kd__index_reserve(ix, nvers, nvals)) != KD_OK) goto out;
     for (uint32_t i = 0; i < nvals && !r.bad; i++) {
-        uint64_t loc = take64(&r);
-        uint32_t h = take32(&r);
-        if (!r.bad) kd__index_add_val(ix, h, loc);
+        uint32_t seq = take32(&r), h = take32(&r);
+        if (seq == 0 || seq > nvers) r.bad = 1;
+        else if (!r.bad) kd__index_add_val(ix, h, seq);
     }
     /* Count versions per key first so each key's list is allocated once. */
     size_t vstart = r.off;
@@ -249,7 +246,7 @@ int kd__checkpoint_load(kd_db *db, int *loaded, uint64_t *log_pos) {
         const uint8_t *v = img + vstart + s * 24;
         uint32_t val = kd__get_u32(v + 16), key = kd__get_u32(v + 20);
         int val_ok = (val & KD_VAL_REL) ? (val & ~KD_VAL_REL) > 0 && (val & ~KD_VAL_REL) <= kd__get_u64(v + 8) % (1ull << 40)
-                                        : val <= nvals;
+                                        : val <= nvers && (val == 0 || (kd__get_u32(img + vstart + (val - 1) * 24 + 16) & KD_VAL_REL));
         if (key >= nkeys || !val_ok) r.bad = 1;
         else counts[key]++;
     }

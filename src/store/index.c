@@ -44,7 +44,6 @@ void kd__index_free(kd_index *ix) {
         if (key->cap) kd__free(key->seqs.many);
     }
     for (size_t i = 0; i < ix->capkchunks; i++) kd__free(ix->kchunks[i]);
-    for (size_t i = 0; i < ix->capxchunks; i++) kd__free(ix->xchunks[i]);
     for (uint32_t i = 0; i < ix->nns; i++) {
         kd__free(ix->ns[i].name);
         kd__free(ix->ns[i].keys);
@@ -54,7 +53,6 @@ void kd__index_free(kd_index *ix) {
     kd__free(ix->arena);
     kd__free(ix->vchunks);
     kd__free(ix->kchunks);
-    kd__free(ix->xchunks);
     kd__free(ix->ns);
     kd__free(ix->nstab);
     kd__free(ix->ktab);
@@ -261,15 +259,11 @@ int kd__index_key(kd_index *ix, uint32_t ns, const char *key, size_t klen, uint3
 
 int kd__index_reserve(kd_index *ix, uint64_t nvers, uint32_t nvals) {
     int rc;
-    if (ix->nvers + nvers > UINT32_MAX - 1) return kd__err(KD_FULL, "too many versions (limit 2^32-2)");
-    if ((uint64_t)ix->nvals + nvals > 0x7ffffffeu) return kd__err(KD_FULL, "too many distinct values (limit 2^31-2)");
+    /* seqs must fit in 31 bits: kd_ver.val keeps the top bit for KD_VAL_REL */
+    if (ix->nvers + nvers > 0x7ffffffeu) return kd__err(KD_FULL, "too many versions (limit 2^31-2)");
     if ((rc = chunks_ensure((void ***)&ix->vchunks, &ix->capvchunks,
                             (size_t)((ix->nvers + nvers + KD_CHUNK - 1) >> KD_CHUNK_BITS),
                             sizeof(kd_ver))) != KD_OK)
-        return rc;
-    if ((rc = chunks_ensure((void ***)&ix->xchunks, &ix->capxchunks,
-                            (size_t)(((uint64_t)ix->nvals + nvals + KD_CHUNK - 1) >> KD_CHUNK_BITS),
-                            sizeof(kd_val))) != KD_OK)
         return rc;
     return tab_grow(&ix->xtab, &ix->xtab_size, (uint64_t)ix->nvals + nvals);
 }
@@ -301,12 +295,9 @@ uint32_t kd__index_val_next(const kd_index *ix, uint32_t h32, uint32_t *it) {
     }
 }
 
-uint32_t kd__index_add_val(kd_index *ix, uint32_t h32, uint64_t loc) {
-    uint32_t v = ix->nvals++;
-    kd_val *x = kd__val(ix, v);
-    x->loc = loc;
-    tab_put(ix->xtab, ix->xtab_size, h32, v);
-    return v;
+void kd__index_add_val(kd_index *ix, uint32_t h32, uint64_t seq) {
+    ix->nvals++;
+    tab_put(ix->xtab, ix->xtab_size, h32, (uint32_t)(seq - 1)); /* the slot holds seq */
 }
 
 void kd__index_add_ver(kd_index *ix, uint64_t seq, uint64_t id_loc, int64_t ts,
@@ -401,7 +392,6 @@ uint64_t kd__index_bytes(const kd_index *ix) {
     uint64_t t = 0;
     t += (uint64_t)ix->capvchunks * (KD_CHUNK * sizeof(kd_ver) + sizeof(void *));
     t += (uint64_t)ix->capkchunks * (KD_CHUNK * sizeof(kd_key) + sizeof(void *));
-    t += (uint64_t)ix->capxchunks * (KD_CHUNK * sizeof(kd_val) + sizeof(void *));
     t += ((uint64_t)ix->ktab_size + ix->xtab_size) * sizeof(uint64_t);
     t += (uint64_t)ix->narena * ARENA_BLOCK;
     for (uint32_t k = 0; k < ix->nkeys; k++) {

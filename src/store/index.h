@@ -7,12 +7,12 @@
 **     value hashes and value bytes stay in the log and are read through its mapping;
 **   - each key keeps the seqs of its versions in ascending order (4 bytes a version;
 **     a key with one version stores it inline), so time travel is a binary search;
-**   - each distinct value is one kd_val (its log position, 8 bytes) found through a
-**     dedup table keyed by the first 32 bits of its BLAKE3 hash (the full hash is
-**     compared in the log on a match);
+**   - each distinct value is one slot of a dedup table keyed by the first 32 bits of
+**     its BLAKE3 hash, naming the version that stored it (the full hash is compared in
+**     the log on a match); that version finds the bytes relative to its own id;
 **   - key names live in an append-only arena; a hash table maps (namespace, key) to the
 **     key's slot.
-** Limits: 2^32-1 versions, keys and values per database (KD_FULL past that).
+** Limits: 2^31-2 versions and 2^32-2 keys per database (KD_FULL past that).
 **
 ** May call: base. Not thread-safe by itself: db.c guards it with a rwlock (readers
 ** share, the committing writer holds it exclusively while it applies a commit).
@@ -26,8 +26,9 @@ typedef struct kd_ver {
     int64_t ts;
     uint64_t loc; /* log position of the version's 32-byte id (read through the map) */
     uint32_t val; /* 0 = tombstone; with KD_VAL_REL: the distance back from the id to the
-                     value's bytes, which the same commit record stored (the usual case,
-                     and one memory access fewer on reads); else value number + 1 */
+                     value's bytes, which the same commit record stored; otherwise the
+                     seq of the (earlier) version that stored the value, itself a
+                     KD_VAL_REL version — values are stored once */
     uint32_t key; /* key number */
 } kd_ver;
 
@@ -46,10 +47,6 @@ typedef struct kd_key {
     } seqs;
 } kd_key;
 
-typedef struct kd_val {
-    uint64_t loc;      /* log position of the canonical bytes; the 32-byte hash and the
-                          4-byte length precede them in the log */
-} kd_val;
 
 typedef struct kd_ns {
     char *name;
@@ -67,14 +64,14 @@ typedef struct kd_ns {
 typedef struct kd_index {
     kd_ver **vchunks;  uint64_t nvers;  size_t capvchunks;
     kd_key **kchunks;  uint32_t nkeys;  size_t capkchunks;
-    kd_val **xchunks;  uint32_t nvals;  size_t capxchunks;
+    uint32_t nvals;    /* distinct values (entries of xtab) */
     kd_ns *ns;         uint32_t nns, capns;
     uint32_t *nstab;   uint32_t nstab_size;  /* namespace number + 1, by name hash */
 
     /* Hash tables of (hash32 << 32 | number+1) slots, any size (not a power of two: the
     ** home slot is (hash32 * size) >> 32), linear probing, at most 85% full. */
     uint64_t *ktab;    uint32_t ktab_size;   /* keys */
-    uint64_t *xtab;    uint32_t xtab_size;   /* values, for dedup */
+    uint64_t *xtab;    uint32_t xtab_size;   /* values: (hash32 << 32 | seq of the storer) */
 
     char **arena;      size_t narena, caparena;
     size_t arena_used; /* bytes used in the last arena block */
@@ -92,13 +89,11 @@ static inline kd_ver *kd__ver(const kd_index *ix, uint64_t seq) {
 static inline kd_key *kd__key(const kd_index *ix, uint32_t k) {
     return &ix->kchunks[k >> KD_CHUNK_BITS][k & (KD_CHUNK - 1)];
 }
-static inline kd_val *kd__val(const kd_index *ix, uint32_t v) {
-    return &ix->xchunks[v >> KD_CHUNK_BITS][v & (KD_CHUNK - 1)];
-}
-/* Log position of a live version's value bytes. */
+/* Log position of a live version's value bytes (the 32-byte hash and the 4-byte
+** length precede them in the log). */
 static inline uint64_t kd__ver_value_loc(const kd_index *ix, const kd_ver *v) {
-    if (v->val & KD_VAL_REL) return v->loc - (v->val & ~KD_VAL_REL);
-    return kd__val(ix, v->val - 1)->loc;
+    if (!(v->val & KD_VAL_REL)) v = kd__ver(ix, v->val); /* the version that stored it */
+    return v->loc - (v->val & ~KD_VAL_REL);
 }
 
 static inline uint32_t kd__key_seq(const kd_key *k, uint32_t i) {
@@ -118,11 +113,11 @@ int kd__index_key(kd_index *ix, uint32_t ns, const char *key, size_t klen, uint3
 int kd__index_reserve(kd_index *ix, uint64_t nvers, uint32_t nvals);
 int kd__index_key_reserve(kd_index *ix, uint32_t key, uint32_t extra);
 
-/* Value numbers whose dedup hash is h32, one at a time: start with *it = 0; returns
-** the value number + 1, or 0 at the end. */
+/* Stored values whose dedup hash is h32, one at a time: start with *it = 0; returns the
+** seq of the version that stored the value, or 0 at the end. */
 uint32_t kd__index_val_next(const kd_index *ix, uint32_t h32, uint32_t *it);
-/* Appends a value (after kd__index_reserve, cannot fail). */
-uint32_t kd__index_add_val(kd_index *ix, uint32_t h32, uint64_t loc);
+/* Records that version seq stored a new value (after kd__index_reserve; cannot fail). */
+void kd__index_add_val(kd_index *ix, uint32_t h32, uint64_t seq);
 /* Appends version seq (== nvers + 1) to a key (after reservations, cannot fail). */
 void kd__index_add_ver(kd_index *ix, uint64_t seq, uint64_t id_loc, int64_t ts,
                        uint32_t val, uint32_t key);

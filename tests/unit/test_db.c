@@ -315,6 +315,20 @@ TEST(dedup_identical_values) {
     kd_stats_get(db, &st);
     CHECK_EQ_INT(st.values, 1);
     CHECK_EQ_INT(strlen(get_value(db, "docs", "key0999")), 10002);
+    put(db, "after", "reopen", big, NULL); /* still deduplicated against the checkpoint */
+    kd_stats_get(db, &st);
+    CHECK_EQ_INT(st.values, 1);
+    CHECK_EQ_INT(strlen(get_value(db, "after", "reopen")), 10002);
+    kd_close(db);
+    remove_checkpoint(); /* and against a replayed log */
+    db = open_db();
+    put(db, "after", "replay", big, NULL);
+    kd_stats_get(db, &st);
+    CHECK_EQ_INT(st.values, 1);
+    CHECK_EQ_INT(strlen(get_value(db, "after", "replay")), 10002);
+    kd_check_report rep;
+    kd_check(db, 1, &rep);
+    CHECK(rep.ok);
     kd_close(db);
 }
 
