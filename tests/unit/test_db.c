@@ -6,6 +6,7 @@
 */
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -768,7 +769,7 @@ static _Atomic long acked; /* the writer's last acknowledged value */
 static _Atomic int stop_readers;
 static void *cache_writer(void *arg) {
     kd_db *db = arg;
-    for (long i = 1; i <= 300; i++) {
+    for (long i = 1; i <= 150; i++) {
         char v[32];
         snprintf(v, sizeof v, "%ld", i);
         if (put(db, "c", "hot", v, NULL) != KD_OK) return (void *)1;
@@ -788,6 +789,7 @@ static void *cache_reader(void *arg) {
         kd_entry_clear(&e);
         if (v < floor || v < last_seen) bad++;
         last_seen = v;
+        sched_yield(); /* let the writer run even where threads are serialized (valgrind) */
     }
     return (void *)bad;
 }
@@ -809,7 +811,7 @@ TEST(cache_consistent_under_concurrency) {
         bad += (long)res;
     }
     CHECK_EQ_INT(bad, 0);
-    CHECK_EQ_STR(get_value(db, "c", "hot"), "300");
+    CHECK_EQ_STR(get_value(db, "c", "hot"), "150");
     kd_close(db);
 }
 
