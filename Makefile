@@ -59,6 +59,11 @@ $(BUILD)/obj/%.o: src/%.c $(HDRS) $(BUILD)/blake3/.stamp
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) -c $< -o $@
 
+# The CLI sees only the public header (and its own): it is a client of the library.
+$(BUILD)/obj/cli/%.o: src/cli/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -Isrc -I$(BUILD)/blake3,$(CFLAGS_BASE)) -c $< -o $@
+
 $(BUILD)/libkorudelta.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^

@@ -208,6 +208,12 @@ int kd_diff(kd_db *db, const char *ns, const char *key, const char *from, const 
 /* RFC 6902 patch turning JSON text a into b (either may be NULL = absent). */
 int kd_json_diff(const char *a, size_t alen, const char *b, size_t blen, char **patch);
 
+/* Line diff for people: every line of the NUL-terminated texts a and b prefixed by
+** "  " (in both), "- " (only in a) or "+ " (only in b); with color, removed lines red
+** and added lines green (ANSI). *out is released with kd_free. Bounded in time on
+** large, very different inputs (it then falls back to whole blocks removed and added). */
+int kd_text_diff(const char *a, const char *b, int color, char **out, size_t *out_len);
+
 /* ------------------------------------------------------------------------------------ */
 /* Listings, stats, integrity                                                            */
 

@@ -285,3 +285,14 @@ out:
     kd__free(d.vb);
     return rc;
 }
+
+int kd_text_diff(const char *a, const char *b, int color, char **out, size_t *out_len) {
+    kd_buf buf = KD_BUF_INIT;
+    kd__err_clear();
+    *out = NULL;
+    int rc = kd__line_diff(a ? a : "", b ? b : "", &buf, color);
+    if (rc == KD_OK && !buf.oom) *out = kd__buf_take(&buf, out_len);
+    kd__buf_free(&buf);
+    if (rc != KD_OK) return rc;
+    return *out ? KD_OK : kd__err(KD_NOMEM, "out of memory");
+}

@@ -2,8 +2,7 @@
 ** cli.h — what the files of the `kdelta` command-line tool share: the parsed command line
 ** (struct cli), the output buffer, JSON writing helpers and error reporting.
 **
-** May call: the public API in include/korudelta.h only (plus, in cli_diff, the internal
-** line differ of src/base/linediff.h for the human diff). Nothing else from src/.
+** May call: the public API in include/korudelta.h only. Nothing from src/ outside cli/.
 **
 ** How a run goes: cli_main.c parses argv into a struct cli and calls the command's
 ** handler (cli_cmds.c, cli_diff.c, cli_batch.c). A handler validates its arguments first,

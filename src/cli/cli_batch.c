@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli/cli.h"
+#include "cli.h"
 
 typedef struct batch_item {
     size_t line;        /* 1-based line number in the input */

@@ -4,16 +4,13 @@
 ** people, a header naming both versions and then a line diff of the pretty-printed values
 ** (coloured on a terminal).
 **
-** May call: the public API (korudelta.h) and, as the one exception to the CLI's
-** public-API-only rule, the internal line differ (src/base/linediff.h), whose output
-** buffer is the internal kd_buf.
+** May call: the public API (korudelta.h) only.
 */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/linediff.h"
-#include "cli/cli.h"
+#include "cli.h"
 
 /* `{"version_id":..,"timestamp":..}`, or null for "nothing" (seq 0). */
 static void json_side(cli_buf *b, const kd_entry *e) {
@@ -73,7 +70,8 @@ static int side_text(cli *c, const char *ns, const char *key, kd_entry *e, char 
 int cli_cmd_diff(cli *c) {
     char *ns = NULL, *key = NULL, *patch = NULL, *a = NULL, *b = NULL;
     kd_entry from, to;
-    kd_buf lines = KD_BUF_INIT;
+    char *lines = NULL;
+    size_t lines_len = 0;
     int rc, code;
     memset(&from, 0, sizeof from);
     memset(&to, 0, sizeof to);
@@ -103,15 +101,15 @@ int cli_cmd_diff(cli *c) {
     cli_buf_printf(&c->out, "diff %s/%s\n", ns, key);
     human_side(&c->out, "---", &from);
     human_side(&c->out, "+++", &to);
-    rc = kd__line_diff(a, b, &lines, c->color);
-    if (rc != KD_OK || lines.oom) {
-        code = cli_fail(c, KD_NOMEM, "out of memory computing the diff");
+    rc = kd_text_diff(a, b, c->color, &lines, &lines_len);
+    if (rc != KD_OK) {
+        code = cli_fail_kd(c, rc, "computing the diff");
         goto out;
     }
-    if (lines.len) cli_buf_add(&c->out, lines.p, lines.len);
+    if (lines_len) cli_buf_add(&c->out, lines, lines_len);
     code = 0;
 out:
-    kd__buf_free(&lines);
+    kd_free(lines);
     kd_free(a);
     kd_free(b);
     kd_free(patch);
