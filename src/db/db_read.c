@@ -351,7 +351,7 @@ static int cmp_ns_info(const void *x, const void *y) {
 static uint64_t visible_live_keys(kd_db *db, uint32_t ns) {
     const kd_ns *s = &db->ix.ns[ns];
     uint64_t vis = visible(db);
-    if (db->last_seq == vis) return s->live_keys; /* fast path: nothing in flight */
+    if (db->ix.nvers == vis) return s->live_keys; /* fast path: nothing in flight (ix.nvers is under ix_lock, which the caller holds) */
     uint64_t live = 0;
     for (uint32_t i = 0; i < s->nkeys; i++) {
         const kd_key *k = kd__key(&db->ix, s->keys[i]);
@@ -492,7 +492,9 @@ int kd_stats_get(kd_db *db, kd_stats *st) {
     st->versions = st->seq;
     st->values = db->ix.nvals;
     st->index_bytes = kd__index_bytes(&db->ix);
+    pthread_rwlock_rdlock(&db->wal.segs_lock); /* a commit may be starting a segment */
     st->segments = db->wal.nsegs;
+    pthread_rwlock_unlock(&db->wal.segs_lock);
     st->disk_bytes = kd__wal_disk_bytes(&db->wal);
     st->log_bytes = kd__wal_log_bytes(&db->wal);
     pthread_mutex_lock(&db->cache.mu);

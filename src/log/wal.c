@@ -102,6 +102,7 @@ static int segs_push(kd_wal *w, uint32_t num, kd_file *f, uint64_t size) {
     }
     atomic_fetch_add(&w->log_total, size);
     atomic_fetch_add(&w->disk_total, size);
+    pthread_rwlock_wrlock(&w->segs_lock);
     w->segs[w->nsegs].map = map;
     w->segs[w->nsegs].maplen = maplen;
     w->segs[w->nsegs].num = num;
@@ -109,6 +110,7 @@ static int segs_push(kd_wal *w, uint32_t num, kd_file *f, uint64_t size) {
     w->segs[w->nsegs].size = size;
     w->segs[w->nsegs].alloc = size;
     w->nsegs++;
+    pthread_rwlock_unlock(&w->segs_lock);
     return KD_OK;
 }
 
