@@ -815,6 +815,54 @@ TEST(cache_consistent_under_concurrency) {
     kd_close(db);
 }
 
+static _Atomic int stop_lister;
+static void *lister(void *arg) {
+    kd_db *db = arg;
+    long bad = 0;
+    uint64_t last_seq = 0;
+    while (!atomic_load(&stop_lister)) {
+        kd_stats st;
+        kd_stats_get(db, &st);
+        if (st.seq < last_seq) bad++; /* visible seq never goes back */
+        last_seq = st.seq;
+        kd_ns_info *ns;
+        size_t n;
+        if (kd_list_namespaces(db, 0, &ns, &n) == KD_OK) kd_ns_list_free(ns, n);
+        char **keys;
+        if (kd_list_keys(db, "conc", NULL, 10, &keys, &n) == KD_OK) kd_keys_free(keys, n);
+        kd_entry *h;
+        size_t total;
+        if (kd_history(db, "conc", "t0-0", 0, 0, 1, &h, &n, &total) == KD_OK) kd_entries_free(h, n);
+        kd_feed *f;
+        kd_entry e;
+        if (kd_feed_open(db, st.seq > 5 ? st.seq - 5 : 0, &f) == KD_OK) {
+            while (kd_feed_next(f, &e) == KD_OK) kd_entry_clear(&e);
+            kd_feed_close(f);
+        }
+        sched_yield();
+    }
+    return (void *)bad;
+}
+
+/* Listings, stats, history and the feed while writers commit (for TSan). */
+TEST(reads_during_writes) {
+    fresh();
+    shared_db = open_db();
+    atomic_store(&stop_lister, 0);
+    pthread_t th[4], l;
+    pthread_create(&l, NULL, lister, shared_db);
+    for (long i = 0; i < 4; i++) pthread_create(&th[i], NULL, writer, (void *)i);
+    for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+    atomic_store(&stop_lister, 1);
+    void *res;
+    pthread_join(l, &res);
+    CHECK(res == NULL);
+    kd_stats st;
+    kd_stats_get(shared_db, &st);
+    CHECK_EQ_INT(st.seq, 200);
+    kd_close(shared_db);
+}
+
 /* A process that never closes still leaves a recent checkpoint behind. */
 TEST(automatic_checkpoint) {
     fresh();
@@ -886,6 +934,7 @@ int main(void) {
     RUN(second_process_is_refused);
     RUN(segments_rotate_and_cold_values);
     RUN(concurrent_writers_share_fsyncs);
+    RUN(reads_during_writes);
     RUN(cache_follows_writes);
     RUN(cache_consistent_under_concurrency);
     RUN(automatic_checkpoint);
