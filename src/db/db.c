@@ -211,7 +211,7 @@ static int open_locked(kd_db *db) {
     kd__cache_init(&db->cache, db->opt.cache_bytes);
     rc = kd__checkpoint_load(db, &loaded, &pos);
     if (rc == KD_FORMAT || rc == KD_NOMEM) return rc;
-    if (rc != KD_OK || !loaded || KD_LOC_SEG(pos) > db->wal.nsegs ||
+    if (rc != KD_OK || !loaded || KD_LOC_SEG(pos) == 0 || KD_LOC_SEG(pos) > db->wal.nsegs ||
         KD_LOC_OFF(pos) > db->wal.segs[KD_LOC_SEG(pos) - 1].size) {
         if (rc != KD_OK || loaded)
             kd__log(KD_LOG_WARN, "ignoring checkpoint (%s); replaying the whole log",
@@ -229,6 +229,10 @@ static int open_locked(kd_db *db) {
     for (size_t i = 0; i + 1 < KD_LOC_SEG(pos) && i < db->wal.nsegs; i++) covered += db->wal.segs[i].size;
     if ((rc = replay(db, pos)) != KD_OK) return rc;
     kd__wal_recount(&db->wal);
+    /* Records replayed from the newest segment may still be only in the OS page cache
+    ** (a crash between write and fsync): make them durable before anyone reads them or
+    ** a checkpoint covers them. Older segments were synced when the log rotated. */
+    if (!db->read_only && (rc = db->vfs->sync(db->wal.segs[db->wal.nsegs - 1].file)) != KD_OK) return rc;
     atomic_store(&db->ckpt_log_bytes, db->ckpt_seq ? covered : 0);
     atomic_store(&db->visible_seq, db->last_seq);
     db->wal.written_seq = db->wal.durable_seq = db->last_seq;

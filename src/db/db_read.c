@@ -40,9 +40,15 @@ static uint64_t visible(kd_db *db) { return atomic_load(&db->visible_seq); }
 
 int kd__db_value(kd_db *db, const kd_ver *v, char **out, uint32_t *len, uint8_t hash[32]) {
     uint64_t loc = kd__ver_value_loc(&db->ix, v);
-    /* Straight from the log's mapping: hash, length, bytes (checked at recovery). */
+    /* Straight from the log's mapping: hash, length, bytes. The bytes precede the id of
+    ** the version that stored them, in the same record: a length that says otherwise
+    ** comes from a damaged file. */
+    const kd_ver *storer = (v->val & KD_VAL_REL) ? v : kd__ver(&db->ix, v->val);
     const uint8_t *p = kd__wal_at(&db->wal, loc);
     uint32_t n = kd__get_u32(p - 4);
+    if (loc + n > storer->loc)
+        return kd__err(KD_CORRUPT, "segment %u offset %llu: stored value length %u runs past its record",
+                       KD_LOC_SEG(loc), (unsigned long long)KD_LOC_OFF(loc), n);
     char *buf = kd__malloc((size_t)n + 1);
     if (!buf) return kd__err(KD_NOMEM, "out of memory");
     memcpy(buf, p, n);
@@ -125,8 +131,9 @@ static int get_common(kd_db *db, const char *ns, const char *key, int at, int64_
         pos = at ? kd__index_at(&db->ix, kk, t, visible(db)) : kd__index_latest(&db->ix, kk, visible(db));
     }
     if (pos < 0) {
+        int existed_later = at && kk && kd__index_latest(&db->ix, kk, visible(db)) >= 0;
         pthread_rwlock_unlock(&db->ix_lock);
-        if (at && kk && kd__index_latest(&db->ix, kk, visible(db)) >= 0) {
+        if (existed_later) {
             char ts[32];
             kd__time_format(t, ts);
             return kd__err(KD_NOTFOUND, "%s/%s did not exist yet at %s", ns, key, ts);
@@ -534,7 +541,7 @@ int kd_feed_open(kd_db *db, uint64_t since, kd_feed **out) {
     kd_feed *f = kd__malloc(sizeof *f);
     if (!f) return kd__err(KD_NOMEM, "out of memory");
     f->db = db;
-    f->next = since + 1;
+    f->next = since == UINT64_MAX ? UINT64_MAX : since + 1; /* UINT64_MAX: nothing will follow */
     *out = f;
     return KD_OK;
 }

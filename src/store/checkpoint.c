@@ -165,6 +165,35 @@ static const uint8_t *take(rd *r, size_t n) {
 static uint16_t take16(rd *r) { const uint8_t *p = take(r, 2); return p ? kd__get_u16(p) : 0; }
 static uint32_t take32(rd *r) { const uint8_t *p = take(r, 4); return p ? kd__get_u32(p) : 0; }
 
+/* Every position the loaded index names must lie inside the log the checkpoint covers,
+** and every value reference must reach a version that stored the value itself, so that
+** reads through the log's mapping stay in bounds whatever the file says. (Value lengths
+** are checked where values are read, in db_read.c.) */
+static int positions_valid(kd_db *db, uint64_t pos) {
+    const kd_index *ix = &db->ix;
+    const kd_wal *w = &db->wal;
+    if (KD_LOC_SEG(pos) == 0 || KD_LOC_SEG(pos) > w->nsegs) return 0;
+    for (uint64_t s = 1; s <= ix->nvers; s++) {
+        const kd_ver *v = kd__ver(ix, s);
+        uint32_t seg = KD_LOC_SEG(v->loc);
+        uint64_t off = KD_LOC_OFF(v->loc);
+        if (seg == 0 || seg > w->nsegs || off < KD_SEG_HEADER + KD_REC_HEADER || off + 32 > w->segs[seg - 1].size ||
+            v->loc + 32 > pos)
+            return 0;
+        if (v->val & KD_VAL_REL) {
+            uint64_t rel = v->val & ~KD_VAL_REL;
+            if (rel == 0 || rel > off - KD_SEG_HEADER - KD_REC_HEADER - 36) return 0;
+        } else if (v->val) {
+            if (v->val > ix->nvers || !(kd__ver(ix, v->val)->val & KD_VAL_REL)) return 0;
+        }
+    }
+    for (uint32_t i = 0; i < ix->xtab_size; i++) {
+        uint32_t seq = (uint32_t)ix->xtab[i];
+        if (ix->xtab[i] && (seq == 0 || seq > ix->nvers || !(kd__ver(ix, seq)->val & KD_VAL_REL))) return 0;
+    }
+    return 1;
+}
+
 int kd__checkpoint_load(kd_db *db, int *loaded, uint64_t *log_pos) {
     kd_index *ix = &db->ix;
     char *path = path_join(db->path, "checkpoint");
@@ -256,6 +285,7 @@ int kd__checkpoint_load(kd_db *db, int *loaded, uint64_t *log_pos) {
         const uint8_t *v = img + vstart + s * 24;
         kd__index_add_ver(ix, s + 1, kd__get_u64(v + 8), (int64_t)kd__get_u64(v), kd__get_u32(v + 16), kd__get_u32(v + 20));
     }
+    if (!r.bad && !positions_valid(db, pos)) r.bad = 1;
     if (r.bad) {
         rc = kd__err(KD_CORRUPT, "checkpoint: malformed body");
         goto out;

@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "crypto/crc32c.h"
 #include "korudelta.h"
 #include "t.h"
 
@@ -592,6 +593,57 @@ TEST(mid_log_corruption_is_reported) {
     CHECK(file_size(seg1()) > off + 100);
 }
 
+/* A checkpoint whose checksums are right but whose contents point outside the log (as a
+** crafted or buggy file could) is ignored, never trusted: open replays the log. */
+TEST(crafted_checkpoint_is_ignored) {
+    for (int mode = 1; mode <= 3; mode++) {
+        fresh();
+        kd_db *db = open_db();
+        put(db, "a", "k1", "{\"x\":1}", NULL);
+        kd_delete(db, "a", "k1", NULL);
+        kd_close(db);
+        char p[300];
+        snprintf(p, sizeof p, "%s/checkpoint", dir);
+        static unsigned char buf[1 << 16];
+        FILE *f = fopen(p, "rb");
+        long n = (long)fread(buf, 1, sizeof buf, f);
+        fclose(f);
+        uint32_t v32;
+        uint64_t v64;
+        /* body: 1 namespace "a" (3 bytes), 1 key (4+2+2 bytes), 1 value (8), 2 versions (24 each) */
+        long values = 64 + 3 + 8, versions = values + 8;
+        if (mode == 1) { /* the value table names the tombstone as the value's storer */
+            v32 = 2;
+            memcpy(buf + values, &v32, 4);
+        } else if (mode == 2) { /* log position in segment 0 */
+            v64 = 100;
+            memcpy(buf + 24, &v64, 8);
+            v32 = kd__crc32c(0, buf, 60);
+            memcpy(buf + 60, &v32, 4);
+        } else { /* version 1's id in a segment that does not exist */
+            v64 = (5ull << 40) | 200;
+            memcpy(buf + versions + 8, &v64, 8);
+        }
+        v32 = kd__crc32c(0, buf + 64, (size_t)n - 68);
+        memcpy(buf + n - 4, &v32, 4);
+        f = fopen(p, "wb");
+        CHECK(fwrite(buf, 1, (size_t)n, f) == (size_t)n);
+        fclose(f);
+        db = open_db();
+        CHECK(db != NULL);
+        if (!db) continue;
+        kd_entry e;
+        CHECK_EQ_INT(put(db, "a", "k3", "{\"x\":1}", NULL), KD_OK);
+        CHECK_EQ_INT(kd_get(db, "a", "k1", &e), KD_NOTFOUND);
+        kd_entry_clear(&e);
+        CHECK_EQ_STR(get_value(db, "a", "k3"), "{\"x\":1}");
+        kd_stats st;
+        kd_stats_get(db, &st);
+        CHECK_EQ_INT(st.seq, 3);
+        kd_close(db);
+    }
+}
+
 TEST(newer_format_refused) {
     fresh();
     kd_db *db = open_db();
@@ -930,6 +982,7 @@ int main(void) {
     RUN(torn_tail_is_cut);
     RUN(batch_cut_by_crash_leaves_nothing);
     RUN(mid_log_corruption_is_reported);
+    RUN(crafted_checkpoint_is_ignored);
     RUN(newer_format_refused);
     RUN(second_process_is_refused);
     RUN(segments_rotate_and_cold_values);
