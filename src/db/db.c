@@ -188,8 +188,10 @@ static int replay(kd_db *db, uint64_t pos) {
             goto out;
         }
         if (end.torn && !end.zero_tail) {
-            kd__log(KD_LOG_WARN, "segment %u: cutting a torn tail of %llu bytes at offset %llu (%s)", num,
-                    (unsigned long long)(len - end.good_end), (unsigned long long)end.good_end, end.why);
+            kd__log(KD_LOG_WARN, "segment %u: cutting a torn tail of %llu bytes at offset %llu (%s%s)", num,
+                    (unsigned long long)(len - end.good_end), (unsigned long long)end.good_end, end.why,
+                    end.lost_pages ? "; later records follow a zeroed sector lost by a power cut: they were "
+                                     "never acknowledged and are dropped too" : "");
             if (!db->read_only && (rc = kd__wal_truncate_active(w, end.good_end)) != KD_OK) goto out;
         }
         w->segs[i].size = end.good_end;

@@ -234,15 +234,29 @@ int kd__wal_read_segment(kd_wal *w, size_t i, uint8_t **buf, uint64_t *len) {
     return KD_OK;
 }
 
-/* Is there a valid record at off? Used to tell a torn tail from mid-log corruption. */
-static int valid_record_at(const uint8_t *img, uint64_t len, uint64_t off) {
+/* Is there a valid record at off? Used to tell a torn tail from mid-log corruption.
+** *budget bounds the bytes checksummed over a whole search (a crafted file full of
+** plausible frames must not make it quadratic); when it runs out, -1. */
+static int valid_record_at(const uint8_t *img, uint64_t len, uint64_t off, uint64_t *budget) {
     if (off + KD_REC_HEADER > len) return 0;
     uint32_t L = kd__get_u32(img + off);
     if (L > KD_REC_MAX || off + KD_REC_HEADER + L > len) return 0;
-    if (img[off + 8] != KD_REC_COMMIT || L < 20) return 0;
+    if (img[off + 8] != KD_REC_COMMIT || L < 24 || kd__get_u64(img + off + KD_REC_HEADER) == 0) return 0;
+    if (*budget < (uint64_t)L + 5) return -1;
+    *budget -= (uint64_t)L + 5;
     uint32_t crc = kd__crc32c(0, img + off, 4);
     crc = kd__crc32c(crc, img + off + 8, 1 + (size_t)L);
     return crc == kd__get_u32(img + off + 4);
+}
+
+/* Does [from, to) contain a whole 512-byte sector of zeros — a page the disk never got? */
+static int has_zero_sector(const uint8_t *img, uint64_t from, uint64_t to) {
+    for (uint64_t s = (from + 511) / 512 * 512; s + 512 <= to; s += 512) {
+        uint64_t i = 0;
+        while (i < 512 && img[s + i] == 0) i++;
+        if (i == 512) return 1;
+    }
+    return 0;
 }
 
 int kd__wal_scan(uint32_t segnum, const uint8_t *img, uint64_t len, uint64_t from,
@@ -273,14 +287,25 @@ int kd__wal_scan(uint32_t segnum, const uint8_t *img, uint64_t len, uint64_t fro
                 end->zero_tail = 1;
                 break;
             }
-            /* Anything valid after this point means the damage is not a torn write. */
+            /* Valid records after the damage mean it is not simply a torn last write.
+            ** Look past the bad record's own extent when its length is plausible (its
+            ** value may contain bytes that look like a record). */
+            uint64_t p = off + 1, budget = 1ull << 30;
+            if (L <= KD_REC_MAX && off + KD_REC_HEADER + L <= len && L >= 24) p = off + KD_REC_HEADER + L;
             int later = 0;
-            uint64_t p;
-            for (p = off + 1; p + KD_REC_HEADER <= len; p++)
-                if ((later = valid_record_at(img, len, p)) != 0) break;
-            if (later) {
-                end->corrupt = 1;
+            for (; p + KD_REC_HEADER <= len; p++)
+                if ((later = valid_record_at(img, len, p, &budget)) != 0) break;
+            if (later > 0 && has_zero_sector(img, off, p)) {
+                /* A whole zero sector inside the damage: pages lost in a power cut. No
+                ** fsync covered them, so nothing after them was acknowledged either:
+                ** this is the end of the durable log. */
+                end->torn = 1;
+                end->lost_pages = 1;
                 end->resume_off = p;
+            } else if (later != 0) {
+                end->corrupt = 1;
+                end->resume_off = later > 0 ? p : len;
+                if (later < 0) snprintf(end->why, sizeof end->why, "%s (search for later records gave up)", why);
             } else
                 end->torn = 1;
             break;

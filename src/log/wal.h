@@ -104,6 +104,8 @@ typedef struct kd_scan_end {
     uint64_t good_end;       /* offset just past the last valid record */
     int torn;                /* bytes after good_end that are not a valid record */
     int zero_tail;           /* only zero bytes (pre-allocated space) after good_end */
+    int lost_pages;          /* torn: valid records follow, but after a zeroed sector
+                                (pages a power cut lost; they were never acknowledged) */
     int corrupt;             /* a bad record followed by valid ones */
     uint64_t resume_off;     /* with corrupt: where the next valid record starts */
     uint64_t bad_off;        /* where the first bad record starts */
