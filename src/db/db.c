@@ -495,12 +495,12 @@ typedef struct kd_op {
     uint8_t id[32];
     uint32_t id_off;     /* where the id sits in the commit payload */
     uint64_t prev_loc;   /* log position of the previous version's id */
+    int prev_live;       /* the previous version is not a tombstone (insert vs update) */
 } kd_op;
 
 struct kd_batch {
     kd_op *ops;
     size_t n, cap;
-    int allow_system;
 };
 
 kd_batch *kd_batch_new(void) { return kd__calloc(1, sizeof(kd_batch)); }
@@ -568,7 +568,7 @@ static int prepare_op(kd_db *db, kd_batch *b, size_t i) {
     kd_op *o = &b->ops[i];
     char pre[160];
     int rc;
-    if ((rc = kd_valid_namespace(o->ns, b->allow_system)) != KD_OK ||
+    if ((rc = kd_valid_namespace(o->ns, 0)) != KD_OK ||
         (rc = kd_valid_key(o->key)) != KD_OK) {
         char m[512];
         snprintf(m, sizeof m, "%s", kd__errmsg_get());
@@ -621,16 +621,14 @@ static int check_duplicates(kd_batch *b) {
     return rc;
 }
 
-static int hex_prefix_match(const uint8_t id[32], const char *prefix) {
-    static const char hx[] = "0123456789abcdef";
-    for (size_t i = 0; prefix[i]; i++) {
-        char c = prefix[i];
-        if (c >= 'A' && c <= 'F') c = (char)(c - 'A' + 'a');
-        if (i >= 64) return 0;
-        uint8_t nib = (uint8_t)(i % 2 == 0 ? id[i / 2] >> 4 : id[i / 2] & 15);
-        if (hx[nib] != c) return 0;
+int kd__id_has_prefix(const uint8_t id[32], const char *hex, size_t n) {
+    for (size_t i = 0; i < n && i < 64; i++) {
+        int c = hex[i];
+        int nib = c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
+        int have = i % 2 == 0 ? id[i / 2] >> 4 : id[i / 2] & 15;
+        if (nib != have) return 0;
     }
-    return 1;
+    return n <= 64;
 }
 
 int kd__hex_prefix_valid(const char *s) {
@@ -663,6 +661,7 @@ static int resolve_ops(kd_db *db, kd_batch *b, const kd_put_cond *cond, uint32_t
         const kd_ver *cur = k->nvers ? kd__ver(ix, kd__key_seq(k, k->nvers - 1)) : NULL;
         int live = cur && cur->val != 0;
         o->has_prev = cur != NULL;
+        o->prev_live = live;
         if (cur) o->prev_loc = cur->loc; /* the id itself is read after the lock (read_prev_ids) */
         uint8_t cur_id[32];
         if (cur && cond && (rc = kd__wal_pread(&db->wal, cur->loc, cur_id, 32)) != KD_OK) goto out;
@@ -690,7 +689,7 @@ static int resolve_ops(kd_db *db, kd_batch *b, const kd_put_cond *cond, uint32_t
                              cond->if_version);
                 goto out;
             }
-            if (!hex_prefix_match(cur_id, cond->if_version)) {
+            if (!kd__id_has_prefix(cur_id, cond->if_version, strlen(cond->if_version))) {
                 char hx[65];
                 kd_hex(cur_id, hx);
                 rc = kd__err(KD_CONFLICT, "%s/%s is at version %s, not %s", o->ns, o->key, hx, cond->if_version);
@@ -831,7 +830,6 @@ static int commit(kd_db *db, kd_batch *b, const kd_put_cond *cond, uint64_t *fir
         if (db->cache.budget) kd__cache_invalidate(&db->cache, kd__cache_hash(o->ns, o->key), o->ns, o->key);
         /* A value stored by this record is found from the version's own position. */
         uint32_t val = o->del ? 0 : o->val ? o->val : KD_VAL_REL | (o->id_off - valoff[o->newval]);
-        o->val = val;
         kd__index_add_ver(&db->ix, first_seq + i, loc + o->id_off, ts, val, o->key_num);
     }
     pthread_rwlock_unlock(&db->ix_lock);
@@ -888,15 +886,7 @@ int kd_put(kd_db *db, const char *ns, const char *key, const char *json, size_t 
     int rc = commit(db, &b, cond, &seq, &ts);
     if (rc == KD_OK && out) {
         fill_from_op(&op, seq, ts, out);
-        /* previous live version => update, else insert */
-        out->change = KD_CHANGE_INSERT;
-        if (op.has_prev) {
-            pthread_rwlock_rdlock(&db->ix_lock);
-            kd_key *k = kd__key(&db->ix, op.key_num);
-            int64_t pos = kd__index_pos(k, seq);
-            if (pos > 0 && kd__ver(&db->ix, kd__key_seq(k, (uint32_t)pos - 1))->val) out->change = KD_CHANGE_UPDATE;
-            pthread_rwlock_unlock(&db->ix_lock);
-        }
+        out->change = op.prev_live ? KD_CHANGE_UPDATE : KD_CHANGE_INSERT;
         if (!out->ns || !out->key) {
             kd_entry_clear(out);
             rc = kd__err(KD_NOMEM, "out of memory (the write was committed)");
@@ -949,5 +939,3 @@ int kd_batch_commit(kd_db *db, kd_batch *b, uint64_t *first_seq, uint64_t *last_
     return rc;
 }
 
-/* Internal: batches that may write system namespaces (views, auth). */
-void kd__batch_allow_system(kd_batch *b) { b->allow_system = 1; }

@@ -72,7 +72,8 @@ int kd__checkpoint_load(kd_db *db, int *loaded, uint64_t *log_pos);
 
 /* db.c */
 int kd__hex_prefix_valid(const char *s);
-void kd__batch_allow_system(kd_batch *b);
+/* Does the id start with the first n hex digits of hex (either case)? */
+int kd__id_has_prefix(const uint8_t id[32], const char *hex, size_t n);
 
 #define KD_NS_MAX 128
 #define KD_KEY_MAX 1024

@@ -163,16 +163,6 @@ int kd_get_at(kd_db *db, const char *ns, const char *key, int64_t ts, kd_entry *
     return get_common(db, ns, key, 1, ts, out);
 }
 
-static int id_matches(const uint8_t id[32], const char *hex, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        int c = hex[i];
-        int nib = c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10;
-        int have = i % 2 == 0 ? id[i / 2] >> 4 : id[i / 2] & 15;
-        if (nib != have) return 0;
-    }
-    return 1;
-}
-
 /* Finds the visible version whose id starts with hex: its seq. Caller holds ix_lock. If
 ** key >= 0 only that key's versions are considered. */
 static int find_version(kd_db *db, const char *hex, int64_t key, uint64_t *seq) {
@@ -182,13 +172,13 @@ static int find_version(kd_db *db, const char *hex, int64_t key, uint64_t *seq) 
         const kd_key *k = kd__key(&db->ix, (uint32_t)key);
         for (uint32_t i = 0; i < k->nvers; i++) {
             uint64_t s = kd__key_seq(k, i);
-            if (s > vis || !id_matches(kd__wal_at(&db->wal, kd__ver(&db->ix, s)->loc), hex, n)) continue;
+            if (s > vis || !kd__id_has_prefix(kd__wal_at(&db->wal, kd__ver(&db->ix, s)->loc), hex, n)) continue;
             if (found) return kd__err(KD_AMBIGUOUS, "version id prefix %s is ambiguous; give more digits", hex);
             found = s;
         }
     } else {
         for (uint64_t s = 1; s <= vis; s++) {
-            if (!id_matches(kd__wal_at(&db->wal, kd__ver(&db->ix, s)->loc), hex, n)) continue;
+            if (!kd__id_has_prefix(kd__wal_at(&db->wal, kd__ver(&db->ix, s)->loc), hex, n)) continue;
             if (found) return kd__err(KD_AMBIGUOUS, "version id prefix %s is ambiguous; give more digits", hex);
             found = s;
         }
