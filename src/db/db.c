@@ -229,12 +229,16 @@ static int open_locked(kd_db *db) {
     }
     uint64_t covered = KD_LOC_OFF(pos);
     for (size_t i = 0; i + 1 < KD_LOC_SEG(pos) && i < db->wal.nsegs; i++) covered += db->wal.segs[i].size;
+    uint64_t covered_seq = db->last_seq;
     if ((rc = replay(db, pos)) != KD_OK) return rc;
     kd__wal_recount(&db->wal);
     /* Records replayed from the newest segment may still be only in the OS page cache
     ** (a crash between write and fsync): make them durable before anyone reads them or
-    ** a checkpoint covers them. Older segments were synced when the log rotated. */
-    if (!db->read_only && (rc = db->vfs->sync(db->wal.segs[db->wal.nsegs - 1].file)) != KD_OK) return rc;
+    ** a checkpoint covers them. Older segments were synced when the log rotated, and
+    ** what the checkpoint covers was durable before it was written. */
+    if (!db->read_only && db->last_seq > covered_seq &&
+        (rc = db->vfs->sync(db->wal.segs[db->wal.nsegs - 1].file)) != KD_OK)
+        return rc;
     atomic_store(&db->ckpt_log_bytes, db->ckpt_seq ? covered : 0);
     atomic_store(&db->visible_seq, db->last_seq);
     db->wal.written_seq = db->wal.durable_seq = db->last_seq;
