@@ -26,7 +26,8 @@ BLAKE3_S   := blake3_sse2_x86-64_unix.S blake3_sse41_x86-64_unix.S \
 BLAKE3_OBJ := $(addprefix $(BUILD)/blake3/,$(BLAKE3_C:.c=.o) $(BLAKE3_S:.S=.o))
 
 LIB_SRC := $(sort $(wildcard src/os/*.c src/base/*.c src/json/*.c src/crypto/*.c \
-                             src/log/*.c src/store/*.c src/db/*.c))
+                             src/log/*.c src/store/*.c src/db/*.c \
+                             src/query/*.c src/views/*.c))
 LIB_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BLAKE3_OBJ)
 CLI_SRC := $(sort $(wildcard src/cli/*.c))
 CLI_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(CLI_SRC))
@@ -125,8 +126,9 @@ run: deps
 bench: deps-bench
 	@$(MAKE) --no-print-directory all $(BUILD)/bench
 	@BUILD=$(BUILD) bench/run.sh
-$(BUILD)/bench: bench/bench.c $(BUILD)/libkorudelta.a
-	$(CC) $(CFLAGS_BASE) -O2 -o $@ $< $(BUILD)/libkorudelta.a -lsqlite3 $(LDLIBS)
+$(BUILD)/bench: bench/bench.c bench/bench_query.c bench/bench.h $(BUILD)/libkorudelta.a
+	$(CC) $(CFLAGS_BASE) -O2 -o $@ bench/bench.c bench/bench_query.c $(BUILD)/libkorudelta.a \
+	   -lsqlite3 $(LDLIBS)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin

@@ -283,6 +283,142 @@ int kd_feed_next(kd_feed *f, kd_entry *out);
 void kd_feed_close(kd_feed *f);
 
 /* ------------------------------------------------------------------------------------ */
+/* Queries                                                                               */
+/* docs/query.md is the reference for the filter language and for how null, missing
+** fields and mixed types behave under each operator, sort and aggregation.            */
+
+typedef struct kd_query kd_query;
+
+/* A query that matches every live key of a namespace, in key order, with no limit. */
+int kd_query_new(kd_query **out);
+void kd_query_free(kd_query *q);
+
+/* The filter, in the string form ('age > 30 and (status = "active" or vip = true)') or
+** the JSON form ({"and":[{"field":"age","op":">","value":30},...]}). Replaces an earlier
+** filter. KD_INVALID for a syntax error (the message gives the 1-based column and what
+** was expected) or a bad regex; the query is then unchanged. */
+int kd_query_set_filter(kd_query *q, const char *expr);
+int kd_query_set_filter_json(kd_query *q, const char *json, size_t len);
+
+/* Adds a sort field (a path: `items.0.price`, or any text in backticks), after those
+** already added. Results are ordered by the sort fields in turn, missing values last,
+** then by key, so the order is total and deterministic. */
+int kd_query_add_sort(kd_query *q, const char *field, int descending);
+
+/* Skip `offset` matches and return at most `limit` records. KD_QUERY_ALL (the default)
+** returns every match; 0 returns none (only total and aggregations). */
+#define KD_QUERY_ALL ((size_t)-1)
+void kd_query_set_page(kd_query *q, size_t offset, size_t limit);
+
+/* Projection: records keep only the selected fields (nested ones keep their nesting).
+** Without any, records carry whole values. */
+int kd_query_add_select(kd_query *q, const char *field);
+
+/* Aggregations over the whole filtered set, never only the page: fn is "count" (field
+** NULL), "sum", "avg", "min", "max" or "distinct" (field required). Each is reported
+** under its name: "count", "sum(price)", ... */
+int kd_query_add_aggregate(kd_query *q, const char *fn, const char *field);
+
+/* Group the filtered set by the value of field; the aggregations (count at least) are
+** then computed per group. */
+int kd_query_set_group_by(kd_query *q, const char *field);
+
+/* Query the namespace as it was at ts (microseconds; see kd_parse_time) instead of now. */
+void kd_query_set_at(kd_query *q, int64_t ts);
+
+/* A query from its JSON form, as the HTTP API takes it:
+**   {"filter": "age > 30" | {JSON form}, "sort": ["age:desc", {"field":"name","order":"asc"}],
+**    "offset": N, "limit": N, "select": ["name","address.city"],
+**    "aggregate": ["count", "sum(price)", {"fn":"avg","field":"age"}], "group_by": "city",
+**    "at": "2026-01-01T00:00:00Z" | "5m" | "<version id>" | microseconds}
+** Every member is optional. db (may be NULL) resolves a version id given as "at".
+** KD_INVALID names the member at fault. */
+int kd_query_from_json(kd_db *db, const char *json, size_t len, kd_query **out);
+/* The canonical JSON form of q (the filter in its JSON form), which kd_query_from_json
+** reads back to the same query. Release *out with kd_free. */
+int kd_query_to_json(const kd_query *q, char **out, size_t *len);
+/* The filter in the string form ("" when there is none). Release *out with kd_free. */
+int kd_query_filter_text(const kd_query *q, char **out);
+
+/* One record of a result. The strings are owned by the result. */
+typedef struct kd_record {
+    char *key;
+    char *value;          /* canonical JSON, projected when the query selects fields */
+    size_t value_len;
+    uint64_t seq;
+    int64_t timestamp;
+    uint8_t version_id[32];
+} kd_record;
+
+typedef struct kd_result {
+    char *ns;             /* the queried namespace (a view's source for view results) */
+    uint64_t total;       /* matches before offset and limit */
+    kd_record *records;   /* the page, in order */
+    size_t n;
+    char *aggregation;    /* canonical JSON: {"count":..,"sum(F)":..,...}, or with group by
+                             {"groups":[{"key":..,"count":..,...}]}; NULL when none asked */
+    size_t aggregation_len;
+} kd_result;
+
+/* Runs q over the live keys of ns (as of q's time, if set). Deleted keys are excluded.
+** A namespace with no keys gives an empty result. Release *out with kd_result_free.
+** Errors: KD_INVALID (bad namespace), KD_NOMEM, KD_IOERR/KD_CORRUPT on reading values. */
+int kd_query_run(kd_db *db, const char *ns, const kd_query *q, kd_result **out);
+void kd_result_free(kd_result *r);
+/* The result as JSON: {"namespace","total","records":[{"key","value","version_id",
+** "timestamp"}],"aggregation"} (aggregation null when none was asked). kd_free *out. */
+int kd_result_to_json(const kd_result *r, char **out, size_t *len);
+
+/* ------------------------------------------------------------------------------------ */
+/* Materialized views                                                                    */
+/* A view is a named query over one namespace whose result the database keeps. Its
+** definition is a versioned record in the system namespace `_views` (so it has history)
+** and survives restarts. An auto-refresh view is current as soon as a write commits and
+** is maintained incrementally: a write re-evaluates only its own key's row. Any other
+** view shows the namespace as it was when the view was created or last refreshed. */
+
+/* Creates a view. name: 1-128 bytes of [A-Za-z0-9_.-] starting with a letter or digit;
+** source: a user namespace (not one starting with '_'); q: the view's query (its "at" is
+** not allowed: a view follows the namespace); description may be NULL.
+** Errors: KD_INVALID (bad name, source or query), KD_CONFLICT (a view of that name
+** exists), and those of kd_put. */
+int kd_view_create(kd_db *db, const char *name, const char *source, const kd_query *q,
+                   const char *description, int auto_refresh);
+
+typedef struct kd_view_info {
+    char *name;
+    char *source;
+    char *description;    /* "" when none */
+    char *query;          /* the query's canonical JSON form */
+    char *filter;         /* the filter's string form ("" when none) */
+    int auto_refresh;
+    uint64_t records;     /* records the view's query matches (its total) */
+    int64_t created;      /* timestamps, microseconds */
+    int64_t refreshed;    /* when its contents were last computed (for auto-refresh views,
+                             the commit time of the latest write it reflects) */
+} kd_view_info;
+
+/* Every view, sorted by name. Release with kd_view_list_free. */
+int kd_view_list(kd_db *db, kd_view_info **out, size_t *n);
+void kd_view_list_free(kd_view_info *list, size_t n);
+/* One view's definition. KD_NOTFOUND for an unknown view. Release with
+** kd_view_list_free(info, 1). */
+int kd_view_get(kd_db *db, const char *name, kd_view_info **info);
+
+/* The view's result. extra (may be NULL) narrows it: its filter is combined with the
+** view's (and), its sort fields and page, when set, replace the view's; its selection
+** and aggregations, when set, replace the view's. The answer is the same as running the
+** combined query on the source namespace at the view's time. KD_NOTFOUND for an unknown
+** view. */
+int kd_view_query(kd_db *db, const char *name, const kd_query *extra, kd_result **out);
+
+/* Recomputes a view now (for auto-refresh views this changes nothing visible). */
+int kd_view_refresh(kd_db *db, const char *name);
+
+/* Deletes a view (a tombstone in `_views`; its history stays). KD_NOTFOUND if unknown. */
+int kd_view_delete(kd_db *db, const char *name);
+
+/* ------------------------------------------------------------------------------------ */
 /* Helpers                                                                               */
 
 /* 64 lowercase hex digits + NUL. */

@@ -274,6 +274,7 @@ int kd_open(const char *path, const kd_options *opt, kd_db **out) {
     pthread_mutex_init(&db->fl_mu, NULL);
     pthread_cond_init(&db->fl_cond, NULL);
     pthread_mutex_init(&db->ckpt_mu, NULL);
+    pthread_mutex_init(&db->ext_mu, NULL);
     db->auto_ckpt_bytes = db->opt.checkpoint_bytes ? db->opt.checkpoint_bytes : UINT64_MAX;
     if (!(db->path = kd__strdup(path))) {
         rc = kd__err(KD_NOMEM, "out of memory");
@@ -327,6 +328,8 @@ fail: {
 int kd_close(kd_db *db) {
     int rc = KD_OK, r;
     if (!db) return KD_OK;
+    atomic_store(&db->on_commit, NULL);
+    if (db->views_free) db->views_free(db->views);
     if (db->maint_running) {
         pthread_mutex_lock(&db->fl_mu);
         db->stopping = 1;
@@ -353,6 +356,7 @@ int kd_close(kd_db *db) {
     pthread_mutex_destroy(&db->fl_mu);
     pthread_cond_destroy(&db->fl_cond);
     pthread_mutex_destroy(&db->ckpt_mu);
+    pthread_mutex_destroy(&db->ext_mu);
     kd__free(db->path);
     kd__free(db);
     return rc;
@@ -505,6 +509,7 @@ typedef struct kd_op {
 struct kd_batch {
     kd_op *ops;
     size_t n, cap;
+    int sys;             /* system namespaces allowed (kd__put_system) */
 };
 
 kd_batch *kd_batch_new(void) { return kd__calloc(1, sizeof(kd_batch)); }
@@ -572,7 +577,7 @@ static int prepare_op(kd_db *db, kd_batch *b, size_t i) {
     kd_op *o = &b->ops[i];
     char pre[160];
     int rc;
-    if ((rc = kd_valid_namespace(o->ns, 0)) != KD_OK ||
+    if ((rc = kd_valid_namespace(o->ns, b->sys)) != KD_OK ||
         (rc = kd_valid_key(o->key)) != KD_OK) {
         char m[512];
         snprintf(m, sizeof m, "%s", kd__errmsg_get());
@@ -850,6 +855,8 @@ static int commit(kd_db *db, kd_batch *b, const kd_put_cond *cond, uint64_t *fir
     }
     *first = first_seq;
     *ts_out = ts;
+    void (*hook)(kd_db *) = atomic_load(&db->on_commit);
+    if (hook) hook(db);
     return KD_OK;
 unlock:
     pthread_mutex_unlock(&db->wmu);
@@ -870,8 +877,8 @@ static void fill_from_op(const kd_op *o, uint64_t seq, int64_t ts, kd_entry *e) 
     e->deleted = o->del;
 }
 
-int kd_put(kd_db *db, const char *ns, const char *key, const char *json, size_t len,
-           const kd_put_cond *cond, kd_entry *out) {
+static int put_common(kd_db *db, const char *ns, const char *key, const char *json, size_t len,
+                      const kd_put_cond *cond, kd_entry *out, int sys) {
     kd__err_clear();
     if (out) memset(out, 0, sizeof *out);
     if (!json) return kd__err(KD_INVALID, "missing value");
@@ -884,6 +891,7 @@ int kd_put(kd_db *db, const char *ns, const char *key, const char *json, size_t 
     op.json_len = len;
     b.ops = &op;
     b.n = b.cap = 1;
+    b.sys = sys;
     if (!ns || !key) return kd__err(KD_INVALID, "missing namespace or key");
     uint64_t seq = 0;
     int64_t ts = 0;
@@ -900,7 +908,17 @@ int kd_put(kd_db *db, const char *ns, const char *key, const char *json, size_t 
     return rc;
 }
 
-int kd_delete(kd_db *db, const char *ns, const char *key, kd_entry *out) {
+int kd_put(kd_db *db, const char *ns, const char *key, const char *json, size_t len,
+           const kd_put_cond *cond, kd_entry *out) {
+    return put_common(db, ns, key, json, len, cond, out, 0);
+}
+
+int kd__put_system(kd_db *db, const char *ns, const char *key, const char *json, size_t len,
+                   const kd_put_cond *cond, kd_entry *out) {
+    return put_common(db, ns, key, json, len, cond, out, 1);
+}
+
+static int delete_common(kd_db *db, const char *ns, const char *key, kd_entry *out, int sys) {
     kd__err_clear();
     if (out) memset(out, 0, sizeof *out);
     if (!ns || !key) return kd__err(KD_INVALID, "missing namespace or key");
@@ -912,6 +930,7 @@ int kd_delete(kd_db *db, const char *ns, const char *key, kd_entry *out) {
     op.del = 1;
     b.ops = &op;
     b.n = b.cap = 1;
+    b.sys = sys;
     uint64_t seq = 0;
     int64_t ts = 0;
     int rc = commit(db, &b, NULL, &seq, &ts);
@@ -924,6 +943,14 @@ int kd_delete(kd_db *db, const char *ns, const char *key, kd_entry *out) {
         }
     }
     return rc;
+}
+
+int kd_delete(kd_db *db, const char *ns, const char *key, kd_entry *out) {
+    return delete_common(db, ns, key, out, 0);
+}
+
+int kd__delete_system(kd_db *db, const char *ns, const char *key, kd_entry *out) {
+    return delete_common(db, ns, key, out, 1);
 }
 
 int kd_batch_commit(kd_db *db, kd_batch *b, uint64_t *first_seq, uint64_t *last_seq) {

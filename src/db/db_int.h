@@ -52,6 +52,14 @@ struct kd_db {
     pthread_mutex_t fl_mu;
     pthread_cond_t fl_cond;
     int stopping;
+    /* Layers above db (views; later subscriptions) attach to a handle here: ext_mu guards
+    ** attaching; once set, the pointers stay until kd_close, which calls ext_free first. */
+    pthread_mutex_t ext_mu;
+    void *views;
+    void (*views_free)(void *views);
+    /* Called after every successful commit, once its versions are visible (outside every
+    ** db lock), by the committing thread. */
+    void (*_Atomic on_commit)(kd_db *db);
 };
 
 /* Fills e from the version at position pos of key k: ns, key, seq, timestamp, ids,
@@ -74,6 +82,44 @@ int kd__checkpoint_load(kd_db *db, int *loaded, uint64_t *log_pos);
 int kd__hex_prefix_valid(const char *s);
 /* Does the id start with the first n hex digits of hex (either case)? */
 int kd__id_has_prefix(const uint8_t id[32], const char *hex, size_t n);
+
+/* ---- db_scan.c: what the query and views layers read ------------------------------- */
+/* A live version as the upper layers see it. Every pointer points into the index's key
+** arena or the log's mapping and stays valid until kd_close. */
+typedef struct kd__doc {
+    const char *key;
+    uint32_t klen;
+    const char *val;      /* canonical JSON (not NUL-terminated); NULL for a tombstone */
+    uint32_t vlen;
+    const uint8_t *id;    /* the version id, 32 bytes */
+    uint64_t seq;
+    int64_t ts;
+} kd__doc;
+
+/* The live keys of namespace ns (any namespace, system ones included) as of max_seq
+** (0 = everything visible now) and, when at, as of timestamp t: for each key its newest
+** such version, skipped when it is a tombstone. In key creation order. *out is an array
+** to release with kd__free (NULL when empty); *upto receives the seq the scan saw. The
+** index lock is held only while collecting. */
+int kd__db_scan(kd_db *db, const char *ns, int at, int64_t t, uint64_t max_seq, kd__doc **out,
+                size_t *n, uint64_t *upto);
+
+/* Calls cb for every version with from <= seq <= to (to <= the visible seq), in seq order,
+** under the index read lock: ns is the namespace name, d->val NULL for a tombstone. A
+** non-zero return from cb stops and is returned. */
+int kd__db_each_version(kd_db *db, uint64_t from, uint64_t to,
+                        int (*cb)(void *ctx, const char *ns, const kd__doc *d), void *ctx);
+
+/* The seq every reader sees now. */
+uint64_t kd__db_visible(kd_db *db);
+/* The timestamp of version seq (0 for seq 0). */
+int64_t kd__db_seq_time(kd_db *db, uint64_t seq);
+
+/* Writes that system layers make into system namespaces (`_views`, ...): as kd_put and
+** kd_delete, which refuse names starting with '_'. */
+int kd__put_system(kd_db *db, const char *ns, const char *key, const char *json, size_t len,
+                   const kd_put_cond *cond, kd_entry *out);
+int kd__delete_system(kd_db *db, const char *ns, const char *key, kd_entry *out);
 
 #define KD_NS_MAX 128
 #define KD_KEY_MAX 1024
