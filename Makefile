@@ -4,7 +4,7 @@
 #   run        guided demo of history, time travel and diff on the default database
 #   test       every test (unit, black-box, crash loop); ends with "N passed, N failed"
 #   asan       the test suite under ASan+UBSan (separate build tree build-asan/)
-#   tsan       the threaded tests (db, crash) under ThreadSanitizer (build-tsan/)
+#   tsan       the threaded tests (db, crash, query) under ThreadSanitizer (build-tsan/)
 #   valgrind   unit tests under valgrind
 #   bench      benchmarks against SQLite; writes build/bench.json
 #   test-crash longer kill -9 loop
@@ -110,9 +110,9 @@ asan:
 tsan:
 	@scripts/deps.sh test
 	@$(MAKE) --no-print-directory BUILD=build-tsan OPT="-O1 -g" SANFLAGS="-fsanitize=thread" \
-	   build-tsan/libkorudelta.a build-tsan/tests/test_db build-tsan/tests/test_crash
+	   build-tsan/libkorudelta.a build-tsan/tests/test_db build-tsan/tests/test_crash build-tsan/tests/test_query
 	@rm -rf build-tsan/tests/run && mkdir -p build-tsan/tests/run && \
-	   cp build-tsan/tests/test_db build-tsan/tests/test_crash build-tsan/tests/run/
+	   cp build-tsan/tests/test_db build-tsan/tests/test_crash build-tsan/tests/test_query build-tsan/tests/run/
 	@BUILD=build-tsan/tests/run KD_UNIT_ONLY=1 TSAN_OPTIONS=halt_on_error=1 tests/run.sh
 
 valgrind: deps-test
