@@ -5,9 +5,10 @@
 ** May call: the public API in include/korudelta.h only. Nothing from src/ outside cli/.
 **
 ** How a run goes: cli_main.c parses argv into a struct cli and calls the command's
-** handler (cli_cmds.c, cli_diff.c, cli_batch.c). A handler validates its arguments first,
-** then opens the database (cli_open_db), so that bad input writes nothing; it writes its
-** whole output into c->out and returns an exit code, or records the error with cli_fail*().
+** handler (cli_cmds.c, cli_diff.c, cli_batch.c, cli_query.c). A handler validates its
+** arguments first, then opens the database (cli_open_db), so that bad input writes
+** nothing; it writes its whole output into c->out and returns an exit code, or records
+** the error with cli_fail*().
 ** main() then closes the database and only afterwards writes either the output or the
 ** error, so that with --json stdout always holds exactly one JSON document, even when
 ** closing the database fails.
@@ -61,6 +62,19 @@ void cli_json_time(cli_buf *b, int64_t ts);           /* "RFC 3339" */
 /* ---- the parsed command line ---------------------------------------------------------- */
 struct cli_cmd;
 
+/* The options that build a query (query, view create, view query) may repeat and their
+** order matters (sort keys apply in turn), so they are kept as a list, in the order given.
+** The list is allocated by the parser and freed by main(). */
+enum {
+    CLI_Q_FILTER = 1, CLI_Q_SORT, CLI_Q_SELECT, CLI_Q_COUNT, CLI_Q_SUM, CLI_Q_AVG, CLI_Q_MIN,
+    CLI_Q_MAX, CLI_Q_DISTINCT, CLI_Q_GROUP_BY
+};
+typedef struct cli_qopt {
+    int kind;                   /* CLI_Q_* */
+    const char *name;           /* the option's long name ("sum"), for messages */
+    const char *val;            /* its value; NULL for --count */
+} cli_qopt;
+
 #define CLI_MAX_POS 4
 
 typedef struct cli {
@@ -81,7 +95,15 @@ typedef struct cli {
     int all;                    /* list --all */
     int deep;                   /* check --deep */
     int has_limit;
-    uint64_t limit;             /* log --limit (0 = all) */
+    uint64_t limit;             /* log --limit (0 = all); query/view --limit (0 = none) */
+    const char *bad_limit;      /* an unparseable --limit, reported once the command is known
+                                   (what 0 means depends on the command) */
+    int has_offset;
+    uint64_t offset;            /* query/view --offset */
+    cli_qopt *qopts;            /* query/view options in command-line order */
+    int nqopts;
+    int auto_refresh;           /* view create --auto-refresh */
+    const char *description;    /* view create --description */
 
     const char *pos[CLI_MAX_POS];
     int npos;
@@ -89,7 +111,7 @@ typedef struct cli {
     /* parsing state */
     const char *cmd_name;       /* as typed */
     unsigned opt_seen;          /* CLI_OPT_* bits given on the line */
-    const char *opt_first[16];  /* how each was spelled, by bit number (for messages) */
+    const char *opt_first[32];  /* how each was spelled, by bit number (for messages) */
 
     kd_db *db;                  /* open while a command runs */
     cli_buf out;                /* what goes to stdout on success */
@@ -120,7 +142,14 @@ enum {
     CLI_OPT_FROM = 1u << 5,
     CLI_OPT_TO = 1u << 6,
     CLI_OPT_ALL = 1u << 7,
-    CLI_OPT_DEEP = 1u << 8
+    CLI_OPT_DEEP = 1u << 8,
+    CLI_OPT_FILTER = 1u << 9,
+    CLI_OPT_SORT = 1u << 10,
+    CLI_OPT_OFFSET = 1u << 11,
+    CLI_OPT_SELECT = 1u << 12,
+    CLI_OPT_AGG = 1u << 13,         /* --count --sum --avg --min --max --distinct --group-by */
+    CLI_OPT_AUTO_REFRESH = 1u << 14,
+    CLI_OPT_DESCRIPTION = 1u << 15
 };
 
 /* ---- errors --------------------------------------------------------------------------- */
@@ -157,5 +186,7 @@ int cli_cmd_batch(cli *c);
 int cli_cmd_list(cli *c);
 int cli_cmd_status(cli *c);
 int cli_cmd_check(cli *c);
+int cli_cmd_query(cli *c);
+int cli_cmd_view(cli *c);
 
 #endif /* KD_CLI_H */

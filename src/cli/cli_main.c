@@ -109,6 +109,80 @@ static const cli_cmd commands[] = {
      "Example:\n"
      "  kdelta batch changes.ndjson\n",
      0, 1, 1, cli_cmd_batch},
+    {"query", "NS", "query the values of a namespace: filter, sort, page, aggregate",
+     "Runs a query over the current values of NS (deleted keys excluded), or with --at over\n"
+     "the values as they were at time T. Prints the matching records, one per line (key,\n"
+     "then the value), then 'total: N' (matches before --offset/--limit) and the\n"
+     "aggregations. Aggregations cover every match, not only the records shown.\n"
+     "\n"
+     "Options:\n"
+     "  --filter EXPR       keep the values matching EXPR (see below)\n"
+     "  --sort FIELD[:desc] order by FIELD (:asc, the default, or :desc); repeat for more\n"
+     "                      keys; missing values come last, ties are ordered by key\n"
+     "  -n, --limit N       show at most N records (0 = none: only total and aggregations;\n"
+     "                      default all)\n"
+     "  --offset N          skip the first N matches\n"
+     "  --select F,F...     keep only these fields of each value (nested ones keep their\n"
+     "                      nesting); may repeat\n"
+     "  --count             count the matches\n"
+     "  --sum F, --avg F, --min F, --max F, --distinct F   aggregate field F; may repeat\n"
+     "  --group-by F        compute the aggregations per value of F (count at least)\n"
+     "  --at T              query the namespace as it was at T (see 'kdelta --help')\n"
+     "\n"
+     "Filter: comparisons FIELD OP VALUE with = != > >= < <=, 'FIELD contains VALUE',\n"
+     "'FIELD ~ \"regex\"' (POSIX extended), exists(FIELD), joined by and, or, not and\n"
+     "parentheses (not > and > or). Values are JSON: \"text\", 30, true, null. FIELD is a\n"
+     "dotted path with array indexes (address.city, items.0.price) or any text in\n"
+     "backticks. A missing field makes every comparison false except !=.\n"
+     "\n"
+     "Examples:\n"
+     "  kdelta query users --filter 'age > 30 and status = \"active\"' --sort age:desc\n"
+     "  kdelta query users --sort city --sort name --limit 10 --offset 20\n"
+     "  kdelta query users --select name,address.city\n"
+     "  kdelta query orders --count --sum total --group-by customer\n"
+     "  kdelta query users --filter 'exists(email)' --at 2026-01-01T00:00:00Z\n",
+     CLI_OPT_FILTER | CLI_OPT_SORT | CLI_OPT_LIMIT | CLI_OPT_OFFSET | CLI_OPT_SELECT |
+         CLI_OPT_AGG | CLI_OPT_AT,
+     1, 1, cli_cmd_query},
+    {"view", "SUBCOMMAND ...", "materialized views: create, list, show, query, refresh, delete",
+     "A view is a named, saved query over one namespace whose result the database keeps.\n"
+     "Its definition is stored in the system namespace _views, so it has history and\n"
+     "survives restarts. An --auto-refresh view is kept current at every commit; any other\n"
+     "view shows the namespace as it was when created or last refreshed.\n"
+     "\n"
+     "Subcommands:\n"
+     "  view create NAME NS [QUERY OPTIONS] [--auto-refresh] [--description TEXT]\n"
+     "      save a query over namespace NS as view NAME (1-128 bytes of A-Z a-z 0-9 _ . -,\n"
+     "      starting with a letter or digit; a name in use exits 4)\n"
+     "  view list                  every view: name, source, refresh mode, records, description\n"
+     "  view show NAME             one view's definition (filter, query, times)\n"
+     "  view query NAME [QUERY OPTIONS]\n"
+     "      the view's records; --filter narrows the view's filter (both must match);\n"
+     "      --sort, --select and the aggregations replace the view's; --limit and --offset\n"
+     "      replace the view's page as a whole (the one not given is all / 0)\n"
+     "  view refresh NAME          recompute a view now\n"
+     "  view delete NAME           delete a view (its history stays in _views)\n"
+     "An unknown view exits 3.\n"
+     "\n"
+     "Query options (as for 'kdelta query'; see 'kdelta query --help' for the filter):\n"
+     "  --filter EXPR, --sort FIELD[:desc] (repeatable), -n/--limit N, --offset N,\n"
+     "  --select F,F..., --count, --sum F, --avg F, --min F, --max F, --distinct F,\n"
+     "  --group-by F\n"
+     "\n"
+     "Options of view create:\n"
+     "  --auto-refresh      keep the view current at every commit\n"
+     "  --description TEXT  a note shown by view list\n"
+     "\n"
+     "Examples:\n"
+     "  kdelta view create adults users --filter 'age >= 18' --sort name --auto-refresh\n"
+     "  kdelta view list\n"
+     "  kdelta view query adults --filter 'city = \"Oslo\"' --limit 10\n"
+     "  kdelta view create daily orders --count --sum total --group-by day\n"
+     "  kdelta view refresh daily\n"
+     "  kdelta view delete adults\n",
+     CLI_OPT_FILTER | CLI_OPT_SORT | CLI_OPT_LIMIT | CLI_OPT_OFFSET | CLI_OPT_SELECT |
+         CLI_OPT_AGG | CLI_OPT_AUTO_REFRESH | CLI_OPT_DESCRIPTION,
+     1, 3, cli_cmd_view},
     {"list", "[NS]", "list namespaces, or the keys of NS",
      "Without NS: the namespaces that have live keys, with their key counts. With NS: its\n"
      "live keys in byte order, one per line.\n"
@@ -141,7 +215,9 @@ static const cli_cmd *find_command(const char *name) {
 
 enum {
     O_DB = 1, O_JSON, O_SYNC, O_NOCOLOR, O_HELP, O_VERSION, /* global */
-    O_AT, O_VERBOSE, O_IF_VERSION, O_IF_ABSENT, O_LIMIT, O_FROM, O_TO, O_ALL, O_DEEP
+    O_AT, O_VERBOSE, O_IF_VERSION, O_IF_ABSENT, O_LIMIT, O_FROM, O_TO, O_ALL, O_DEEP,
+    O_OFFSET, O_AUTO_REFRESH, O_DESCRIPTION,
+    O_QUERY /* the query-building options below; cli_opt.qkind says which */
 };
 
 typedef struct cli_opt {
@@ -150,26 +226,40 @@ typedef struct cli_opt {
     int id;
     int has_arg;
     unsigned mask;       /* 0 = global, else the CLI_OPT_* bit a command must allow */
+    int qkind;           /* CLI_Q_* for O_QUERY options (kept in order in c->qopts) */
 } cli_opt;
 
 static const cli_opt options[] = {
-    {"db", 'd', O_DB, 1, 0},
-    {"db-path", 0, O_DB, 1, 0},
-    {"json", 0, O_JSON, 0, 0},
-    {"sync", 0, O_SYNC, 1, 0},
-    {"no-color", 0, O_NOCOLOR, 0, 0},
-    {"no-colour", 0, O_NOCOLOR, 0, 0},
-    {"help", 'h', O_HELP, 0, 0},
-    {"version", 0, O_VERSION, 0, 0},
-    {"at", 0, O_AT, 1, CLI_OPT_AT},
-    {"verbose", 'v', O_VERBOSE, 0, CLI_OPT_VERBOSE},
-    {"if-version", 0, O_IF_VERSION, 1, CLI_OPT_IF_VERSION},
-    {"if-absent", 0, O_IF_ABSENT, 0, CLI_OPT_IF_ABSENT},
-    {"limit", 'n', O_LIMIT, 1, CLI_OPT_LIMIT},
-    {"from", 0, O_FROM, 1, CLI_OPT_FROM},
-    {"to", 0, O_TO, 1, CLI_OPT_TO},
-    {"all", 'a', O_ALL, 0, CLI_OPT_ALL},
-    {"deep", 0, O_DEEP, 0, CLI_OPT_DEEP},
+    {"db", 'd', O_DB, 1, 0, 0},
+    {"db-path", 0, O_DB, 1, 0, 0},
+    {"json", 0, O_JSON, 0, 0, 0},
+    {"sync", 0, O_SYNC, 1, 0, 0},
+    {"no-color", 0, O_NOCOLOR, 0, 0, 0},
+    {"no-colour", 0, O_NOCOLOR, 0, 0, 0},
+    {"help", 'h', O_HELP, 0, 0, 0},
+    {"version", 0, O_VERSION, 0, 0, 0},
+    {"at", 0, O_AT, 1, CLI_OPT_AT, 0},
+    {"verbose", 'v', O_VERBOSE, 0, CLI_OPT_VERBOSE, 0},
+    {"if-version", 0, O_IF_VERSION, 1, CLI_OPT_IF_VERSION, 0},
+    {"if-absent", 0, O_IF_ABSENT, 0, CLI_OPT_IF_ABSENT, 0},
+    {"limit", 'n', O_LIMIT, 1, CLI_OPT_LIMIT, 0},
+    {"from", 0, O_FROM, 1, CLI_OPT_FROM, 0},
+    {"to", 0, O_TO, 1, CLI_OPT_TO, 0},
+    {"all", 'a', O_ALL, 0, CLI_OPT_ALL, 0},
+    {"deep", 0, O_DEEP, 0, CLI_OPT_DEEP, 0},
+    {"offset", 0, O_OFFSET, 1, CLI_OPT_OFFSET, 0},
+    {"auto-refresh", 0, O_AUTO_REFRESH, 0, CLI_OPT_AUTO_REFRESH, 0},
+    {"description", 0, O_DESCRIPTION, 1, CLI_OPT_DESCRIPTION, 0},
+    {"filter", 0, O_QUERY, 1, CLI_OPT_FILTER, CLI_Q_FILTER},
+    {"sort", 0, O_QUERY, 1, CLI_OPT_SORT, CLI_Q_SORT},
+    {"select", 0, O_QUERY, 1, CLI_OPT_SELECT, CLI_Q_SELECT},
+    {"count", 0, O_QUERY, 0, CLI_OPT_AGG, CLI_Q_COUNT},
+    {"sum", 0, O_QUERY, 1, CLI_OPT_AGG, CLI_Q_SUM},
+    {"avg", 0, O_QUERY, 1, CLI_OPT_AGG, CLI_Q_AVG},
+    {"min", 0, O_QUERY, 1, CLI_OPT_AGG, CLI_Q_MIN},
+    {"max", 0, O_QUERY, 1, CLI_OPT_AGG, CLI_Q_MAX},
+    {"distinct", 0, O_QUERY, 1, CLI_OPT_AGG, CLI_Q_DISTINCT},
+    {"group-by", 0, O_QUERY, 1, CLI_OPT_AGG, CLI_Q_GROUP_BY},
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
 
@@ -227,8 +317,9 @@ static void print_global_help(FILE *f) {
             "  2026-01-01T13:00:00.5+01:00), @UNIX[.frac] (@1767225600.25), an age\n"
             "  (30s, 5m, 2h, 3d, 1w ago), now, or a version id prefix (8+ hex digits).\n"
             "\n"
-            "Exit codes: 0 ok, 1 error (bad JSON, name, time, I/O, corrupt, busy),\n"
-            "  2 usage, 3 not found, 4 conflict (a failed --if-version/--if-absent).\n");
+            "Exit codes: 0 ok, 1 error (bad JSON, name, time, filter, I/O, corrupt, busy),\n"
+            "  2 usage, 3 not found, 4 conflict (a failed --if-version/--if-absent, a view\n"
+            "  name in use).\n");
 }
 
 static void print_command_help(FILE *f, const cli_cmd *cmd) {
@@ -250,7 +341,7 @@ static void usage_error(cli *c, const char *fmt, ...) {
     c->err_rc = CLI_RC_USAGE;
 }
 
-static int parse_limit(const char *s, uint64_t *out) {
+static int parse_count(const char *s, uint64_t *out) {
     uint64_t v = 0;
     if (!*s) return -1;
     for (const char *p = s; *p; p++) {
@@ -278,9 +369,19 @@ static void apply_option(cli *c, const cli_opt *o, const char *val) {
     case O_IF_VERSION: c->if_version = val; break;
     case O_IF_ABSENT: c->if_absent = 1; break;
     case O_LIMIT:
-        if (parse_limit(val, &c->limit) != 0)
-            usage_error(c, "invalid --limit '%s' (want a number, 0 = all)", val);
+        if (parse_count(val, &c->limit) != 0 && !c->bad_limit) c->bad_limit = val;
         c->has_limit = 1;
+        break;
+    case O_OFFSET:
+        if (parse_count(val, &c->offset) != 0)
+            usage_error(c, "invalid --offset '%s' (want a number of records to skip)", val);
+        c->has_offset = 1;
+        break;
+    case O_AUTO_REFRESH: c->auto_refresh = 1; break;
+    case O_DESCRIPTION: c->description = val; break;
+    case O_QUERY:
+        /* c->qopts has room for one entry per argument (allocated in parse_args). */
+        if (c->qopts) c->qopts[c->nqopts++] = (cli_qopt){o->qkind, o->name, val};
         break;
     case O_FROM: c->from = val; break;
     case O_TO: c->to = val; break;
@@ -299,6 +400,11 @@ enum { WANT_RUN, WANT_HELP, WANT_VERSION };
 /* Fills c from argv. Returns WANT_RUN (check c->err_rc), WANT_HELP or WANT_VERSION. */
 static int parse_args(cli *c, int argc, char **argv) {
     int help = 0, version = 0, ended = 0;
+    c->qopts = calloc((size_t)argc, sizeof *c->qopts);
+    if (!c->qopts) {
+        cli_fail(c, KD_NOMEM, "out of memory");
+        return WANT_RUN;
+    }
     /* The first argument that is not an option is the command; the rest are its
     ** arguments. Options may come anywhere before `--`. */
     for (int i = 1; i < argc; i++) {
@@ -365,6 +471,12 @@ static int parse_args(cli *c, int argc, char **argv) {
     if (bad) {
         cli_fail(c, CLI_RC_USAGE, "option '%s' does not apply to '%s' (see kdelta %s --help)",
                  c->opt_first[__builtin_ctz(bad)], c->cmd->name, c->cmd->name);
+        return WANT_RUN;
+    }
+    if (c->bad_limit) {
+        /* For log 0 shows every version; for a query it returns no records. */
+        cli_fail(c, CLI_RC_USAGE, "invalid --limit '%s' (want a number, 0 = %s)", c->bad_limit,
+                 c->cmd->opts & CLI_OPT_FILTER ? "no records, only total and aggregations" : "all");
         return WANT_RUN;
     }
     if (c->npos < c->cmd->min_pos) {
@@ -508,11 +620,13 @@ int main(int argc, char **argv) {
     case WANT_HELP:
         if (c.cmd) print_command_help(stdout, c.cmd);
         else print_global_help(stdout);
-        return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_ERROR;
+        code = fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_ERROR;
+        goto out;
     case WANT_VERSION:
         if (c.json) printf("{\"version\":\"%s\"}\n", KD_VERSION_STRING);
         else printf("kdelta %s\n", KD_VERSION_STRING);
-        return fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_ERROR;
+        code = fflush(stdout) == 0 ? CLI_EXIT_OK : CLI_EXIT_ERROR;
+        goto out;
     default: break;
     }
     if (c.err_rc) {
@@ -534,5 +648,6 @@ int main(int argc, char **argv) {
 out:
     cli_buf_free(&c.out);
     free(c.db_path_owned);
+    free(c.qopts);
     return code;
 }

@@ -49,11 +49,29 @@ typedef struct sorter {
     size_t nsort;
     const kd__doc **doc;   /* per match */
     kd_qv *sv;             /* nsort values per match */
+    kd_qnum *num;          /* the same values' numbers, read once (for KD_QV_NUM only) */
 } sorter;
+
+/* Extracts the sort values of match i from its document. */
+static void sorter_fill(sorter *s, size_t i) {
+    kd_qv doc = kd__qv_doc(s->doc[i]->val, s->doc[i]->vlen);
+    for (size_t k = 0; k < s->nsort; k++) {
+        kd_qv *v = &s->sv[i * s->nsort + k];
+        *v = kd__path_get(&doc, &s->sort[k].path);
+        if (v->t == KD_QV_NUM) s->num[i * s->nsort + k] = kd__qv_num(v);
+    }
+}
 
 static int match_cmp(const sorter *s, size_t i, size_t j) {
     for (size_t k = 0; k < s->nsort; k++) {
-        int c = sortval_cmp(&s->sv[i * s->nsort + k], &s->sv[j * s->nsort + k], s->sort[k].desc);
+        size_t a = i * s->nsort + k, b = j * s->nsort + k;
+        int c;
+        if (s->sv[a].t == KD_QV_NUM && s->sv[b].t == KD_QV_NUM) {
+            c = kd__qnum_cmp(&s->num[a], &s->num[b]);
+            if (s->sort[k].desc) c = -c;
+        } else {
+            c = sortval_cmp(&s->sv[a], &s->sv[b], s->sort[k].desc);
+        }
         if (c) return c;
     }
     return key_cmp(s->doc[i], s->doc[j]);
@@ -108,6 +126,32 @@ static void order_matches(const sorter *s, size_t m, size_t want, size_t *ord, s
     }
     qsort_r(ord, n, sizeof *ord, qsort_cmp, (void *)s);
     *kept = n;
+}
+
+/* Sorts docs[0..n) (pointers) in the order of sort, extracting each sort value once. */
+int kd__query_sort_ptrs(const kd_sortkey *sort, size_t nsort, const kd__doc **docs, size_t n) {
+    if (n < 2) return KD_OK;
+    sorter s = {sort, nsort, NULL, NULL, NULL};
+    size_t *ord = kd__malloc(n * sizeof *ord);
+    int rc = KD_OK;
+    if (!ord || !(s.doc = kd__malloc(n * sizeof *s.doc)) ||
+        (nsort && (!(s.sv = kd__malloc(n * nsort * sizeof *s.sv)) || !(s.num = kd__malloc(n * nsort * sizeof *s.num))))) {
+        rc = kd__err(KD_NOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        ord[i] = i;
+        s.doc[i] = docs[i];
+        if (nsort) sorter_fill(&s, i);
+    }
+    qsort_r(ord, n, sizeof *ord, qsort_cmp, &s);
+    for (size_t i = 0; i < n; i++) docs[i] = s.doc[ord[i]];
+out:
+    kd__free(ord);
+    kd__free(s.doc);
+    kd__free(s.sv);
+    kd__free(s.num);
+    return rc;
 }
 
 /* ---- aggregation -------------------------------------------------------------------- */
@@ -533,7 +577,7 @@ int kd__query_exec(const kd__qplan *p, const char *ns, const kd__doc *docs, size
     int rc = KD_OK;
     kd_result *res = NULL;
     size_t *match = NULL, *ord = NULL, m = 0, kept = 0;
-    sorter s = {p->sort, p->nsort, NULL, NULL};
+    sorter s = {p->sort, p->nsort, NULL, NULL, NULL};
     kd_buf tmp = KD_BUF_INIT;
     *out = NULL;
 
@@ -573,12 +617,11 @@ int kd__query_exec(const kd__qplan *p, const char *ns, const kd__doc *docs, size
         } else {
             size_t ns_ = p->nsort;
             if (!(s.doc = kd__malloc(m * sizeof *s.doc))) goto nomem;
-            if (ns_ && !(s.sv = kd__malloc(m * ns_ * sizeof *s.sv))) goto nomem;
+            if (ns_ && (!(s.sv = kd__malloc(m * ns_ * sizeof *s.sv)) || !(s.num = kd__malloc(m * ns_ * sizeof *s.num))))
+                goto nomem;
             for (size_t i = 0; i < m; i++) {
                 s.doc[i] = &docs[match[i]];
-                if (!ns_) continue;
-                kd_qv doc = kd__qv_doc(s.doc[i]->val, s.doc[i]->vlen);
-                for (size_t k = 0; k < ns_; k++) s.sv[i * ns_ + k] = kd__path_get(&doc, &p->sort[k].path);
+                if (ns_) sorter_fill(&s, i);
             }
             order_matches(&s, m, want, ord, &kept);
             for (size_t i = 0; i < kept; i++) ord[i] = match[ord[i]];
@@ -603,6 +646,7 @@ out:
     kd__free(ord);
     kd__free(s.doc);
     kd__free(s.sv);
+    kd__free(s.num);
     kd__buf_free(&tmp);
     if (rc != KD_OK) kd_result_free(res);
     else *out = res;

@@ -167,11 +167,6 @@ static int row_update(view *w, const kd__doc *d) {
     return ok ? row_insert(w, d) : KD_OK;
 }
 
-static int cmp_rows(const void *a, const void *b, void *ctx) {
-    const view *w = ctx;
-    return kd__query_doc_cmp(w->q->sort, w->q->nsort, &(*(row *const *)a)->d, &(*(row *const *)b)->d);
-}
-
 /* Computes the view's rows from the namespace as of seq upto. */
 static int view_build(kd_db *db, view *w, uint64_t upto) {
     kd__doc *docs = NULL;
@@ -203,7 +198,9 @@ static int view_build(kd_db *db, view *w, uint64_t upto) {
         w->rows[w->nrows++] = r;
         w->map[map_find(w, r->d.key, r->d.klen)] = r;
     }
-    qsort_r(w->rows, w->nrows, sizeof *w->rows, cmp_rows, w);
+    /* A row starts with its kd__doc, so the row array sorts as document pointers. */
+    if ((rc = kd__query_sort_ptrs(w->q->sort, w->q->nsort, (const kd__doc **)(void *)w->rows, w->nrows)) != KD_OK)
+        goto out;
     w->built = 1;
 out:
     kd__free(docs);
