@@ -364,9 +364,10 @@ typedef struct kd_result {
 ** A namespace with no keys gives an empty result. Release *out with kd_result_free.
 ** Errors: KD_INVALID (bad namespace), KD_NOMEM, KD_IOERR/KD_CORRUPT on reading values. */
 int kd_query_run(kd_db *db, const char *ns, const kd_query *q, kd_result **out);
-void kd_result_free(kd_result *r);
-/* The result as JSON: {"namespace","total","records":[{"key","value","version_id",
-** "timestamp"}],"aggregation"} (aggregation null when none was asked). kd_free *out. */
+void kd_result_free(kd_result *r); /* NULL is a no-op */
+/* The result as canonical JSON: {"aggregation","namespace","records":[{"key","seq",
+** "timestamp","value","version_id"}],"total"} (aggregation null when none was asked).
+** Release *out with kd_free. */
 int kd_result_to_json(const kd_result *r, char **out, size_t *len);
 
 /* ------------------------------------------------------------------------------------ */

@@ -325,13 +325,33 @@ int kd__qv_str(const kd_qv *v, kd_buf *tmp, const char **s, size_t *len) {
 /* ---- lookup ---------------------------------------------------------------------- */
 
 kd_qv kd__qv_member(const kd_qv *v, const char *key, size_t klen) {
-    if (v->t != KD_QV_OBJ) return qv_missing;
-    size_t pos = 0;
-    kd_qv k, e;
-    while (kd__qv_next(v, &pos, &k, &e)) {
-        int c = str_cmp_raw(&k, key, klen);
-        if (c == 0) return e;
-        if (c > 0) break; /* canonical objects have sorted keys: it cannot come later */
+    /* The hot path of every query: one walk over the members, comparing each raw key
+    ** with the wanted bytes and deciding by the raw bytes whenever the key holds no
+    ** escape (then raw bytes are the key's bytes). */
+    if (v->t != KD_QV_OBJ || v->n < 2) return qv_missing;
+    const unsigned char *s = (const unsigned char *)v->p;
+    size_t lim = v->n - 1, i = 1;
+    while (i < lim) {
+        if (s[i] != '"') return qv_missing;
+        size_t ke = skip_string(s, i, lim);
+        if (ke == BAD || ke >= lim || s[ke] != ':') return qv_missing;
+        size_t vs = ke + 1;
+        kd_qvtype t;
+        if (vs >= lim || !type_of(s[vs], &t)) return qv_missing;
+        size_t ve = skip_value(s, vs, lim);
+        if (ve == BAD) return qv_missing;
+        const unsigned char *kp = s + i + 1;
+        size_t kn = ke - i - 2;
+        int c = bytes_cmp(kp, kn, key, klen);
+        if (c >= 0) {
+            kd_qv k = {KD_QV_STR, (const char *)kp - 1, kn + 2};
+            if (memchr(kp, '\\', kn)) c = str_cmp_raw(&k, key, klen); /* escaped: decide on decoded bytes */
+            if (c == 0) return (kd_qv){t, v->p + vs, ve - vs};
+            if (c > 0) return qv_missing; /* sorted keys: it cannot come later */
+        }
+        if (ve == lim) break;
+        if (s[ve] != ',') return qv_missing;
+        i = ve + 1;
     }
     return qv_missing;
 }

@@ -573,10 +573,13 @@ static int fill_record(const kd__qplan *p, const kd__doc *d, kd_record *r, kd_bu
     return KD_OK;
 }
 
+#define STREAM_MAX 4096 /* pages up to this many records (offset + limit) are picked while filtering */
+
 int kd__query_exec(const kd__qplan *p, const char *ns, const kd__doc *docs, size_t n, kd_result **out) {
     int rc = KD_OK;
     kd_result *res = NULL;
     size_t *match = NULL, *ord = NULL, m = 0, kept = 0;
+    size_t *heap = NULL, nheap = 0, spare = 0;
     sorter s = {p->sort, p->nsort, NULL, NULL, NULL};
     kd_buf tmp = KD_BUF_INIT;
     *out = NULL;
@@ -589,12 +592,37 @@ int kd__query_exec(const kd__qplan *p, const char *ns, const kd__doc *docs, size
         rc = kd__err(KD_NOMEM, "out of memory");
         goto out;
     }
+    size_t want = p->limit == KD_QUERY_ALL || p->offset > SIZE_MAX - p->limit ? SIZE_MAX : p->offset + p->limit;
+    /* A small page is picked while filtering, with a bounded heap over want+1 slots: one
+    ** pass over the documents, sort values read while the document is in cache, and no
+    ** per-match arrays beyond the list of matches. */
+    int stream = !p->presorted && want > 0 && want <= STREAM_MAX;
+    if (stream) {
+        size_t cap = want + 1, ns_ = p->nsort;
+        if (!(heap = kd__malloc(cap * sizeof *heap)) || !(s.doc = kd__malloc(cap * sizeof *s.doc)) ||
+            (ns_ && (!(s.sv = kd__malloc(cap * ns_ * sizeof *s.sv)) || !(s.num = kd__malloc(cap * ns_ * sizeof *s.num)))))
+            goto nomem;
+    }
     for (size_t i = 0; i < n; i++) {
         kd_qv doc = kd__qv_doc(docs[i].val, docs[i].vlen);
         int ok = 1;
         if (p->f1 && (ok = kd__filter_eval(p->f1, &doc)) < 0) goto nomem;
         if (ok && p->f2 && (ok = kd__filter_eval(p->f2, &doc)) < 0) goto nomem;
-        if (ok) match[m++] = i;
+        if (!ok) continue;
+        match[m++] = i;
+        if (!stream) continue;
+        size_t slot = nheap < want ? nheap : spare;
+        s.doc[slot] = &docs[i];
+        if (p->nsort) sorter_fill(&s, slot);
+        if (nheap < want) {
+            heap[nheap] = slot;
+            heap_up(&s, heap, nheap++);
+            spare = want;
+        } else if (match_cmp(&s, slot, heap[0]) < 0) {
+            spare = heap[0];
+            heap[0] = slot;
+            heap_down(&s, heap, nheap, 0);
+        }
     }
     res->total = m;
     if (p->nagg || p->group) {
@@ -607,9 +635,14 @@ int kd__query_exec(const kd__qplan *p, const char *ns, const kd__doc *docs, size
         if (!res->aggregation) goto nomem;
     }
 
-    size_t want = p->limit == KD_QUERY_ALL || p->offset > SIZE_MAX - p->limit ? SIZE_MAX : p->offset + p->limit;
     if (want > m) want = m;
-    if (want > 0) {
+    if (stream) {
+        qsort_r(heap, nheap, sizeof *heap, qsort_cmp, &s);
+        ord = heap;
+        heap = NULL;
+        for (size_t i = 0; i < nheap; i++) ord[i] = (size_t)(s.doc[ord[i]] - docs);
+        kept = nheap;
+    } else if (want > 0) {
         if (!(ord = kd__malloc(m * sizeof *ord))) goto nomem;
         if (p->presorted) {
             for (size_t i = 0; i < want; i++) ord[i] = match[i];
@@ -644,6 +677,7 @@ nomem:
 out:
     kd__free(match);
     kd__free(ord);
+    kd__free(heap);
     kd__free(s.doc);
     kd__free(s.sv);
     kd__free(s.num);
