@@ -78,5 +78,21 @@ say "...but the past is still there: the value as of version $ID3, before the de
 step 0 get "$KEY" --at "$ID3" --verbose
 step 0 log "$KEY"
 
+USERS="people-$(date -u +%H%M%S)-$$"
+say "Queries over a whole namespace ($USERS)"
+step 0 batch - <<EOF2
+{"op":"put","namespace":"$USERS","key":"ann","value":{"age":41,"status":"active","city":"Lima"}}
+{"op":"put","namespace":"$USERS","key":"bob","value":{"age":29,"status":"active","city":"Oslo"}}
+{"op":"put","namespace":"$USERS","key":"cy","value":{"age":35,"status":"idle","city":"Lima"}}
+{"op":"put","namespace":"$USERS","key":"dee","value":{"age":52,"status":"active","city":"Oslo"}}
+EOF2
+step 0 query "$USERS" --filter 'age > 30 and status = "active"' --sort age:desc
+step 0 query "$USERS" --group-by city --count --avg age --limit 0
+
+say "A materialized view, kept current at every write"
+step 0 view create "over30-$$" "$USERS" --filter 'age > 30' --sort age:desc --auto-refresh
+step 0 set "$USERS/eve" '{"age":61,"status":"active","city":"Lima"}'
+step 0 view query "over30-$$"
+
 say "Done. Try 'kdelta --help', 'kdelta status' or 'kdelta list demo'."
 exit 0
