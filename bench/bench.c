@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "korudelta.h"
+#include "bench.h"
 
 #define NS "users"
 #define HOT_KEY "hot"
@@ -47,29 +48,17 @@
 #define BATCH_KEYS 100000     /* keys put_batch_1000 cycles through */
 #define WRITERS 8
 #define VALUE_MAX 256
-#define MAX_ROUNDS 15
 #define SQLITE_CACHE_KIB 65536              /* = KoruDelta's default cache budget */
 
 /* ---- settings and small helpers --------------------------------------------------- */
 
-typedef struct config {
-    const char *dir;       /* scratch directory (the caller removes it) */
-    const char *json;      /* where the figures go */
-    const char *kdelta;    /* the CLI binary whose stripped size is measured */
-    uint32_t keys;         /* keys in the big database */
-    uint32_t vpk;          /* versions per key in the big database */
-    double seconds;        /* length of one timed round */
-    int rounds;            /* rounds per side; the median is kept */
-    const char *only;      /* comma-separated groups to run (NULL = all), for profiling */
-    long long sqlite_mmap; /* PRAGMA mmap_size for every SQLite connection */
-} config;
-
-static config g_cfg = {.json = "build/bench.json", .kdelta = "build/kdelta", .keys = 100000,
-                       .vpk = 10, .seconds = 1.0, .rounds = 9, .sqlite_mmap = 1LL << 30};
+/* config is in bench.h */
+config g_cfg = {.json = "build/bench.json", .kdelta = "build/kdelta", .keys = 100000,
+                .vpk = 10, .seconds = 1.0, .rounds = 9, .sqlite_mmap = 1LL << 30};
 static atomic_int g_failed; /* a measurement failed: exit 1 */
 
-/* Whether group g (big, fsync, put1, put8, batch, binary) is to run. */
-static int wanted(const char *g) {
+/* Whether group g (big, fsync, put1, put8, batch, query, viewput, binary) is to run. */
+int wanted(const char *g) {
     if (!g_cfg.only) return 1;
     size_t n = strlen(g);
     for (const char *p = g_cfg.only; (p = strstr(p, g)) != NULL; p += n)
@@ -77,7 +66,7 @@ static int wanted(const char *g) {
     return 0;
 }
 
-static void fail(const char *fmt, ...) {
+void fail(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     fputs("bench: ERROR: ", stderr);
@@ -88,7 +77,7 @@ static void fail(const char *fmt, ...) {
     g_failed = 1;
 }
 
-static double mono(void) {
+double mono(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
@@ -113,7 +102,7 @@ static void sleep_seconds(double s) {
 }
 
 /* splitmix64: the same sequence of random keys and times for both sides. */
-static uint64_t rnd(uint64_t *s) {
+uint64_t rnd(uint64_t *s) {
     uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
@@ -126,14 +115,14 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 /* Median of n values; NAN if any is NAN (a failed round fails the figure). */
-static double median(double *v, int n) {
+double median(double *v, int n) {
     for (int i = 0; i < n; i++)
         if (isnan(v[i])) return NAN;
     qsort(v, (size_t)n, sizeof *v, cmp_double);
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-static char *path_join(const char *dir, const char *name) {
+char *path_join(const char *dir, const char *name) {
     size_t n = strlen(dir) + strlen(name) + 2;
     char *p = malloc(n);
     if (p) snprintf(p, n, "%s/%s", dir, name);
@@ -142,13 +131,13 @@ static char *path_join(const char *dir, const char *name) {
 
 /* ---- values --------------------------------------------------------------------- */
 
-static char *put_s(char *p, const char *s) {
+char *put_s(char *p, const char *s) {
     size_t n = strlen(s);
     memcpy(p, s, n);
     return p + n;
 }
 
-static char *put_u(char *p, uint64_t v) {
+char *put_u(char *p, uint64_t v) {
     char t[24];
     int i = 0;
     do t[i++] = (char)('0' + v % 10); while ((v /= 10) != 0);
@@ -156,9 +145,9 @@ static char *put_u(char *p, uint64_t v) {
     return p;
 }
 
-static const char *const CITIES[8] = {"Lisbon", "Osaka", "Nairobi", "Lima",
+const char *const CITIES[8] = {"Lisbon", "Osaka", "Nairobi", "Lima",
                                       "Oslo", "Austin", "Hanoi", "Tallinn"};
-static const char *const TAGS[6] = {"admin", "beta", "blue", "green", "pro", "trial"};
+const char *const TAGS[6] = {"admin", "beta", "blue", "green", "pro", "trial"};
 
 /* Version n of the record of user `name`: a ~140-byte JSON object already in canonical
 ** form (sorted keys, no whitespace), so KoruDelta hands back exactly these bytes and a
@@ -263,23 +252,11 @@ static mem mem_now(void) {
 
 /* ---- the table of figures ------------------------------------------------------- */
 
-typedef enum { GOAL_NONE, GOAL_RATIO_MIN, GOAL_KD_MAX } goal_kind;
-
-typedef struct figure {
-    const char *name, *unit, *base_name;
-    double kd, base;    /* NAN when missing */
-    int higher_better;  /* throughput: ratio = kd/base; times and sizes: base/kd */
-    int ratio_null;     /* baseline shown for information, not comparable */
-    goal_kind goal_kind;
-    double goal;
-    const char *goal_text;
-    const char *absent;  /* status when there is no figure; NULL = "ERROR" */
-} figure;
-
-static figure g_fig[16];
+/* figure and goal_kind are in bench.h */
+static figure g_fig[32];
 static int g_nfig;
 
-static void add_figure(figure f) {
+void add_figure(figure f) {
     if (g_nfig < (int)(sizeof g_fig / sizeof g_fig[0])) g_fig[g_nfig++] = f;
 }
 
@@ -304,7 +281,8 @@ static const char *status_of(const figure *f) {
 ** down, its times and sizes up. */
 static void fmt_num(char *out, size_t n, double v, const char *unit, int round_up) {
     int digits = strcmp(unit, "s") == 0 ? 4 : strcmp(unit, "bytes") == 0 ? 0
-               : strcmp(unit, "bytes/version") == 0 ? 2 : 0;
+               : strcmp(unit, "bytes/version") == 0 ? 2 : strcmp(unit, "ms") == 0 ? 3
+               : strcmp(unit, "us") == 0 ? 2 : 0;
     if (isnan(v)) {
         snprintf(out, n, "-");
         return;
@@ -315,7 +293,7 @@ static void fmt_num(char *out, size_t n, double v, const char *unit, int round_u
 }
 
 static void print_table(void) {
-    printf("\n%-29s %-14s %14s %14s %9s %-10s %s\n", "name", "unit", "kdelta", "sqlite", "ratio",
+    printf("\n%-29s %-14s %14s %14s %9s %-10s %s\n", "name", "unit", "kdelta", "baseline", "ratio",
            "goal", "status");
     for (int i = 0; i < g_nfig; i++) {
         const figure *f = &g_fig[i];
@@ -392,7 +370,7 @@ static int write_json(const char *path) {
 #define SQ_AT \
     "SELECT value FROM history WHERE ns=?1 AND key=?2 AND ts<=?3 ORDER BY ts DESC LIMIT 1"
 
-static int sq_exec(sqlite3 *db, const char *sql) {
+int sq_exec(sqlite3 *db, const char *sql) {
     char *err = NULL;
     if (sqlite3_exec(db, sql, NULL, NULL, &err) == SQLITE_OK) return 0;
     fail("sqlite: %s: %s", sql, err ? err : sqlite3_errmsg(db));
@@ -401,7 +379,7 @@ static int sq_exec(sqlite3 *db, const char *sql) {
 }
 
 /* One connection per thread (hence NOMUTEX), each configured the same way. */
-static sqlite3 *sq_open(const char *path) {
+sqlite3 *sq_open(const char *path) {
     sqlite3 *db = NULL;
     char pragma[128];
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
@@ -421,7 +399,7 @@ static sqlite3 *sq_open(const char *path) {
     return db;
 }
 
-static sqlite3_stmt *sq_prepare(sqlite3 *db, const char *sql) {
+sqlite3_stmt *sq_prepare(sqlite3 *db, const char *sql) {
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
         fail("sqlite prepare %s: %s", sql, sqlite3_errmsg(db));
@@ -1302,7 +1280,8 @@ static int usage(void) {
     fprintf(stderr,
             "usage: bench --dir SCRATCH_DIR [--json PATH] [--kdelta PATH] [--keys N]\n"
             "             [--versions-per-key N] [--seconds S] [--rounds N]\n"
-            "             [--only big,fsync,put1,put8,batch,binary] [--sqlite-mmap BYTES]\n"
+            "             [--only big,fsync,put1,put8,batch,query,viewput,binary]\n"
+            "             [--sqlite-mmap BYTES]\n"
             "Defaults: --json build/bench.json --kdelta build/kdelta --keys 100000\n"
             "          --versions-per-key 10 --seconds 1 --rounds 9 --sqlite-mmap 1073741824\n");
     return 2;
@@ -1373,14 +1352,17 @@ int main(int argc, char **argv) {
     if (wanted("put1")) bench_put_durable("put_durable_1thread", 1, 1.0, ">= 1.0x");
     if (wanted("put8")) bench_put_durable("put_durable_8threads", WRITERS, 3.0, ">= 3x");
     if (wanted("batch")) bench_put_batch();
+    if (wanted("query")) bench_query();
+    if (wanted("viewput")) bench_view_put();
     if (wanted("binary")) bench_binary();
 
     /* Table order: as the issue lists them, extra information last. */
     static const char *const order[] = {
         "fsync_ceiling", "fsync_ceiling_overwrite", "put_durable_1thread", "put_durable_8threads",
         "put_batch_1000", "get_latest", "get_at", "reopen_1m_seconds", "index_bytes_per_version",
-        "binary_bytes", "index_anon_bytes_per_version", "load_1m_seconds"};
-    figure sorted[16];
+        "binary_bytes", "query_filter_sort_100k", "query_group_by_100k", "view_vs_query",
+        "put_with_5_views", "index_anon_bytes_per_version", "load_1m_seconds"};
+    figure sorted[32];
     int ns = 0;
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
         for (int j = 0; j < g_nfig; j++)
@@ -1389,8 +1371,9 @@ int main(int argc, char **argv) {
     g_nfig = ns;
 
     print_table();
-    printf("\n(ratio > 1: KoruDelta better; throughput ratio = kdelta/sqlite, times ="
-           " sqlite/kdelta; total bench time %.0f s)\n", mono() - t0);
+    printf("\n(ratio > 1: KoruDelta better; throughput ratio = kdelta/baseline, times ="
+           " baseline/kdelta; the baseline is SQLite unless baseline_name in the JSON says"
+           " otherwise; total bench time %.0f s)\n", mono() - t0);
     write_json(g_cfg.json);
     printf("figures written to %s\n", g_cfg.json);
     free(g_keys);
