@@ -33,16 +33,6 @@ static int sortval_cmp(const kd_qv *a, const kd_qv *b, int desc) {
     return desc ? -c : c;
 }
 
-int kd__query_doc_cmp(const kd_sortkey *sort, size_t nsort, const kd__doc *a, const kd__doc *b) {
-    kd_qv da = kd__qv_doc(a->val, a->vlen), db = kd__qv_doc(b->val, b->vlen);
-    for (size_t i = 0; i < nsort; i++) {
-        kd_qv va = kd__path_get(&da, &sort[i].path), vb = kd__path_get(&db, &sort[i].path);
-        int c = sortval_cmp(&va, &vb, sort[i].desc);
-        if (c) return c;
-    }
-    return key_cmp(a, b);
-}
-
 /* The matches being ordered: document pointers with their sort values extracted once. */
 typedef struct sorter {
     const kd_sortkey *sort;
@@ -126,32 +116,6 @@ static void order_matches(const sorter *s, size_t m, size_t want, size_t *ord, s
     }
     qsort_r(ord, n, sizeof *ord, qsort_cmp, (void *)s);
     *kept = n;
-}
-
-/* Sorts docs[0..n) (pointers) in the order of sort, extracting each sort value once. */
-int kd__query_sort_ptrs(const kd_sortkey *sort, size_t nsort, const kd__doc **docs, size_t n) {
-    if (n < 2) return KD_OK;
-    sorter s = {sort, nsort, NULL, NULL, NULL};
-    size_t *ord = kd__malloc(n * sizeof *ord);
-    int rc = KD_OK;
-    if (!ord || !(s.doc = kd__malloc(n * sizeof *s.doc)) ||
-        (nsort && (!(s.sv = kd__malloc(n * nsort * sizeof *s.sv)) || !(s.num = kd__malloc(n * nsort * sizeof *s.num))))) {
-        rc = kd__err(KD_NOMEM, "out of memory");
-        goto out;
-    }
-    for (size_t i = 0; i < n; i++) {
-        ord[i] = i;
-        s.doc[i] = docs[i];
-        if (nsort) sorter_fill(&s, i);
-    }
-    qsort_r(ord, n, sizeof *ord, qsort_cmp, &s);
-    for (size_t i = 0; i < n; i++) docs[i] = s.doc[ord[i]];
-out:
-    kd__free(ord);
-    kd__free(s.doc);
-    kd__free(s.sv);
-    kd__free(s.num);
-    return rc;
 }
 
 /* ---- aggregation -------------------------------------------------------------------- */

@@ -64,14 +64,6 @@ int kd__query_exec(const kd__qplan *p, const char *ns, const kd__doc *docs, size
 ** canonical JSON appended to out. */
 int kd__query_aggregate(const kd__qplan *p, const kd__doc *docs, size_t n, kd_buf *out);
 
-/* Compares two documents under sort keys (missing values last whatever the direction,
-** then by key bytes): <0, 0 (same key), >0. */
-int kd__query_doc_cmp(const kd_sortkey *sort, size_t nsort, const kd__doc *a, const kd__doc *b);
-
-/* Sorts the document pointers docs[0..n) by sort (as kd__query_doc_cmp), extracting
-** each sort value once. */
-int kd__query_sort_ptrs(const kd_sortkey *sort, size_t nsort, const kd__doc **docs, size_t n);
-
 /* Deep copy (for views, which keep their query). */
 int kd__query_copy(const kd_query *src, kd_query **dst);
 

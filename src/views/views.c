@@ -27,13 +27,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "query/query.h"
+#include "views/rowset.h"
 
 #define VIEWS_NS "_views"
-
-typedef struct row {
-    kd__doc d;
-} row;
 
 typedef struct view {
     char *name, *source, *description;
@@ -42,10 +38,7 @@ typedef struct view {
     int64_t created, refreshed;
     uint64_t refreshed_seq;   /* manual views: the snapshot they show */
     int built;
-    row **rows;               /* in the view's order (its sort fields, then key) */
-    size_t nrows, caprows;
-    row **map;                /* rows by key (open addressing; NULL = empty) */
-    size_t mapsize;
+    kd_rowset rs;             /* the matching documents, in the view's order */
     char *agg;                /* cached aggregation (canonical JSON) while agg_valid */
     size_t agglen;
     int agg_valid;
@@ -61,150 +54,48 @@ typedef struct kd_views {
 
 /* ---- rows --------------------------------------------------------------------------- */
 
-static uint64_t key_hash(const char *k, size_t n) {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)k[i]) * 1099511628211ull;
-    return h;
-}
-
-static size_t map_find(const view *w, const char *k, size_t n) {
-    size_t i = key_hash(k, n) % w->mapsize;
-    while (w->map[i] && !(w->map[i]->d.klen == n && memcmp(w->map[i]->d.key, k, n) == 0)) i = (i + 1) % w->mapsize;
-    return i;
-}
-
-static int map_grow(view *w) {
-    size_t ns = w->mapsize ? w->mapsize * 2 : 64;
-    row **nm = kd__calloc(ns, sizeof *nm);
-    if (!nm) return kd__err(KD_NOMEM, "out of memory");
-    row **old = w->map;
-    size_t olds = w->mapsize;
-    w->map = nm;
-    w->mapsize = ns;
-    for (size_t i = 0; i < olds; i++)
-        if (old[i]) w->map[map_find(w, old[i]->d.key, old[i]->d.klen)] = old[i];
-    kd__free(old);
-    return KD_OK;
-}
-
-/* Removes slot i, shifting later members of its probe run back (no tombstones). */
-static void map_remove(view *w, size_t i) {
-    w->map[i] = NULL;
-    for (size_t j = (i + 1) % w->mapsize; w->map[j]; j = (j + 1) % w->mapsize) {
-        row *r = w->map[j];
-        w->map[j] = NULL;
-        w->map[map_find(w, r->d.key, r->d.klen)] = r;
-    }
-}
-
-/* First position whose row does not order before d. */
-static size_t lower_bound(const view *w, const kd__doc *d) {
-    size_t lo = 0, hi = w->nrows;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (kd__query_doc_cmp(w->q->sort, w->q->nsort, &w->rows[mid]->d, d) < 0) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo;
-}
-
 static void rows_clear(view *w) {
-    for (size_t i = 0; i < w->nrows; i++) kd__free(w->rows[i]);
-    kd__free(w->rows);
-    kd__free(w->map);
+    kd__rowset_clear(&w->rs);
     kd__free(w->agg);
-    w->rows = NULL;
-    w->map = NULL;
     w->agg = NULL;
-    w->nrows = w->caprows = w->mapsize = 0;
     w->agg_valid = 0;
     w->built = 0;
 }
 
-static void row_remove(view *w, const char *key, size_t klen) {
-    if (!w->mapsize) return;
-    size_t i = map_find(w, key, klen);
-    row *r = w->map[i];
-    if (!r) return;
-    size_t pos = lower_bound(w, &r->d);
-    if (pos < w->nrows && w->rows[pos] == r) {
-        memmove(&w->rows[pos], &w->rows[pos + 1], (w->nrows - pos - 1) * sizeof *w->rows);
-        w->nrows--;
-    }
-    map_remove(w, i);
-    kd__free(r);
-    w->agg_valid = 0;
-}
-
-static int row_insert(view *w, const kd__doc *d) {
-    if ((w->nrows + 1) * 10 > w->mapsize * 7 && map_grow(w) != KD_OK) return KD_NOMEM;
-    if (w->nrows == w->caprows) {
-        size_t nc = w->caprows ? w->caprows * 2 : 64;
-        row **p = kd__realloc(w->rows, nc * sizeof *p);
-        if (!p) return kd__err(KD_NOMEM, "out of memory");
-        w->rows = p;
-        w->caprows = nc;
-    }
-    row *r = kd__malloc(sizeof *r);
-    if (!r) return kd__err(KD_NOMEM, "out of memory");
-    r->d = *d;
-    size_t pos = lower_bound(w, d);
-    memmove(&w->rows[pos + 1], &w->rows[pos], (w->nrows - pos) * sizeof *w->rows);
-    w->rows[pos] = r;
-    w->nrows++;
-    w->map[map_find(w, d->key, d->klen)] = r;
-    w->agg_valid = 0;
-    return KD_OK;
-}
-
 /* A version of the view's source namespace committed: re-evaluate that key only. */
 static int row_update(view *w, const kd__doc *d) {
-    row_remove(w, d->key, d->klen);
-    if (!d->val) return KD_OK;
+    w->agg_valid = 0;
+    if (!d->val) {
+        kd__rowset_remove(&w->rs, d->key, d->klen);
+        return KD_OK;
+    }
     kd_qv doc = kd__qv_doc(d->val, d->vlen);
     int ok = w->q->filter ? kd__filter_eval(w->q->filter, &doc) : 1;
     if (ok < 0) return kd__err(KD_NOMEM, "out of memory");
-    return ok ? row_insert(w, d) : KD_OK;
+    if (ok) return kd__rowset_put(&w->rs, d);
+    kd__rowset_remove(&w->rs, d->key, d->klen);
+    return KD_OK;
 }
 
 /* Computes the view's rows from the namespace as of seq upto. */
 static int view_build(kd_db *db, view *w, uint64_t upto) {
     kd__doc *docs = NULL;
-    size_t n = 0;
+    size_t n = 0, m = 0;
     rows_clear(w);
     int rc = kd__db_scan(db, w->source, 0, 0, upto, &docs, &n, NULL);
     if (rc != KD_OK) return rc;
-    while (w->mapsize * 7 < n * 10 + 70)
-        if ((rc = map_grow(w)) != KD_OK) goto out;
-    if (n && !(w->rows = kd__malloc(n * sizeof *w->rows))) {
-        rc = kd__err(KD_NOMEM, "out of memory");
-        goto out;
-    }
-    w->caprows = n;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n; i++) { /* keep the matches, in place */
         kd_qv doc = kd__qv_doc(docs[i].val, docs[i].vlen);
         int ok = w->q->filter ? kd__filter_eval(w->q->filter, &doc) : 1;
         if (ok < 0) {
             rc = kd__err(KD_NOMEM, "out of memory");
             goto out;
         }
-        if (!ok) continue;
-        row *r = kd__malloc(sizeof *r);
-        if (!r) {
-            rc = kd__err(KD_NOMEM, "out of memory");
-            goto out;
-        }
-        r->d = docs[i];
-        w->rows[w->nrows++] = r;
-        w->map[map_find(w, r->d.key, r->d.klen)] = r;
+        if (ok) docs[m++] = docs[i];
     }
-    /* A row starts with its kd__doc, so the row array sorts as document pointers. */
-    if ((rc = kd__query_sort_ptrs(w->q->sort, w->q->nsort, (const kd__doc **)(void *)w->rows, w->nrows)) != KD_OK)
-        goto out;
-    w->built = 1;
+    if ((rc = kd__rowset_load(&w->rs, docs, m)) == KD_OK) w->built = 1;
 out:
     kd__free(docs);
-    if (rc != KD_OK) rows_clear(w);
     return rc;
 }
 
@@ -266,6 +157,7 @@ static int view_from_record(const kd__doc *d, view **out) {
     kd__buf_free(&qb);
     if (rc == KD_NOMEM) goto nomem;
     if (rc != KD_OK) goto bad;
+    kd__rowset_init(&w->rs, w->q->sort, w->q->nsort);
     kd__json_free(v);
     *out = w;
     return KD_OK;
@@ -452,6 +344,7 @@ int kd_view_create(kd_db *db, const char *name, const char *source, const kd_que
         goto out;
     }
     if ((rc = kd__query_copy(q, &w->q)) != KD_OK) goto out;
+    kd__rowset_init(&w->rs, w->q->sort, w->q->nsort);
     w->auto_refresh = auto_refresh != 0;
 
     if ((rc = lock_views(db, &vs)) != KD_OK) goto out;
@@ -503,7 +396,7 @@ static int info_fill(const view *w, kd_view_info *i) {
     i->source = kd__strdup(w->source);
     i->description = kd__strdup(w->description);
     i->auto_refresh = w->auto_refresh;
-    i->records = w->nrows;
+    i->records = w->rs.n;
     i->created = w->created;
     i->refreshed = w->refreshed;
     if (!i->name || !i->source || !i->description || kd_query_to_json(w->q, &i->query, &n) != KD_OK ||
@@ -582,16 +475,17 @@ static int query_fast(view *w, kd_result **out) {
     kd_result *r = kd__calloc(1, sizeof *r);
     int rc = KD_OK;
     if (!r || !(r->ns = kd__strdup(w->source))) goto nomem;
-    r->total = w->nrows;
+    r->total = w->rs.n;
     kd__qplan p;
     kd__query_plan(w->q, &p);
     p.presorted = 1;
     if ((p.nagg || p.group) && !w->agg_valid) {
-        kd__doc *docs = w->nrows ? kd__malloc(w->nrows * sizeof *docs) : NULL;
-        if (w->nrows && !docs) goto nomem;
-        for (size_t i = 0; i < w->nrows; i++) docs[i] = w->rows[i]->d;
+        size_t n = w->rs.n;
+        kd__doc *docs = n ? kd__malloc(n * sizeof *docs) : NULL;
+        if (n && !docs) goto nomem;
+        kd__rowset_docs(&w->rs, 0, n, docs);
         kd_buf b = KD_BUF_INIT;
-        rc = kd__query_aggregate(&p, docs, w->nrows, &b);
+        rc = kd__query_aggregate(&p, docs, n, &b);
         kd__free(docs);
         kd__free(w->agg);
         w->agg = NULL;
@@ -605,13 +499,13 @@ static int query_fast(view *w, kd_result **out) {
         r->aggregation_len = w->agglen;
     }
     /* The page: run the executor over just the rows it needs, already in order. */
-    size_t first = p.offset < w->nrows ? p.offset : w->nrows;
-    size_t cnt = w->nrows - first;
+    size_t first = p.offset < w->rs.n ? p.offset : w->rs.n;
+    size_t cnt = w->rs.n - first;
     if (p.limit != KD_QUERY_ALL && p.limit < cnt) cnt = p.limit;
     if (cnt) {
         kd__doc *docs = kd__malloc(cnt * sizeof *docs);
         if (!docs) goto nomem;
-        for (size_t i = 0; i < cnt; i++) docs[i] = w->rows[first + i]->d;
+        kd__rowset_docs(&w->rs, first, cnt, docs);
         kd__qplan pp = p;
         pp.f1 = pp.f2 = NULL;
         pp.nagg = 0;
@@ -660,13 +554,13 @@ int kd_view_query(kd_db *db, const char *name, const kd_query *extra, kd_result 
     }
     /* Copy the rows and the parts of the plan, then run without holding the views lock
     ** (committers wait on it). The rows' pointers stay valid until kd_close. */
-    kd__doc *docs = w->nrows ? kd__malloc(w->nrows * sizeof *docs) : NULL;
-    size_t n = w->nrows;
+    size_t n = w->rs.n;
+    kd__doc *docs = n ? kd__malloc(n * sizeof *docs) : NULL;
     kd_query *vq = NULL;
     char *src = kd__strdup(w->source);
     if ((n && !docs) || !src) rc = kd__err(KD_NOMEM, "out of memory");
     else rc = kd__query_copy(w->q, &vq);
-    for (size_t i = 0; rc == KD_OK && i < n; i++) docs[i] = w->rows[i]->d;
+    if (rc == KD_OK) kd__rowset_docs(&w->rs, 0, n, docs);
     pthread_mutex_unlock(&vs->mu);
     if (rc == KD_OK) {
         kd__qplan p;

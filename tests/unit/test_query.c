@@ -441,6 +441,64 @@ TEST(view_with_limit_and_group) {
     kd_close(db);
 }
 
+/* Large views (many chunks, splits, chunks emptied) stay equal to their query under random
+** puts, deletes and batches. */
+TEST(view_matches_query_randomly) {
+    fresh();
+    kd_db *db = open_db();
+    kd_query *q;
+    kd_query_new(&q);
+    kd_query_set_filter(q, "v < 80 or not exists(v)");
+    kd_query_add_sort(q, "g", 1);  /* few distinct values: many ties broken by key */
+    kd_query_add_sort(q, "v", 0);
+    kd_query_add_aggregate(q, "count", NULL);
+    kd_query_add_aggregate(q, "sum", "v");
+    CHECK(kd_view_create(db, "big", "r", q, NULL, 1) == KD_OK);
+    uint64_t s = 12345;
+    char key[16], val[64];
+    int bad = 0;
+    for (int op = 1; op <= 6000 && !bad; op++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        unsigned k = (unsigned)(s >> 33) % 3000, what = (unsigned)(s >> 20) % 10;
+        snprintf(key, sizeof key, "k%04u", k);
+        if (what == 0) {
+            kd_delete(db, "r", key, NULL);
+        } else if (what == 1) {
+            kd_batch *b = kd_batch_new();
+            for (int j = 0; j < 20; j++) {
+                snprintf(key, sizeof key, "k%04u", (k + (unsigned)j * 7) % 3000);
+                snprintf(val, sizeof val, "{\"g\":%u,\"v\":%d}", (k + (unsigned)j) % 4, j * 5);
+                kd_batch_put(b, "r", key, val, strlen(val));
+            }
+            CHECK(kd_batch_commit(db, b, NULL, NULL) == KD_OK);
+            kd_batch_free(b);
+        } else {
+            if (what == 2) snprintf(val, sizeof val, "{\"g\":%u}", k % 3);
+            else snprintf(val, sizeof val, "{\"g\":%u,\"v\":%u}", (unsigned)(s >> 40) % 5, (unsigned)(s >> 45) % 100);
+            CHECK(kd_put(db, "r", key, val, strlen(val), NULL, NULL) == KD_OK);
+        }
+        if (op % 500 == 0) {
+            kd_result *a = NULL, *b = NULL;
+            CHECK(kd_view_query(db, "big", NULL, &a) == KD_OK);
+            CHECK(kd_query_run(db, "r", q, &b) == KD_OK);
+            if (!a || !b || a->n != b->n || strcmp(a->aggregation, b->aggregation) != 0) {
+                bad = 1;
+            } else {
+                for (size_t i = 0; i < a->n; i++)
+                    if (strcmp(a->records[i].key, b->records[i].key) || strcmp(a->records[i].value, b->records[i].value))
+                        bad = 1;
+            }
+            if (bad) fprintf(stderr, "  view and query differ after %d operations\n", op);
+            CHECK(a && a->n > 500);
+            kd_result_free(a);
+            kd_result_free(b);
+        }
+    }
+    CHECK(!bad);
+    kd_query_free(q);
+    kd_close(db);
+}
+
 /* ---- randomized comparison with a reference model -------------------------------------- */
 
 enum { TV_MISSING, TV_NULL, TV_FALSE, TV_TRUE, TV_INT, TV_DBL, TV_STR };
@@ -841,6 +899,7 @@ int main(void) {
     RUN(query_json_round_trip);
     RUN(views_auto_and_manual);
     RUN(view_with_limit_and_group);
+    RUN(view_matches_query_randomly);
     RUN(random_against_reference);
     RUN(views_under_concurrent_writes);
     fresh();
