@@ -225,7 +225,7 @@ static void agg_write(const kd_agg *g, aggst *a, uint64_t count, kd_buf *out) {
         break;
     }
     case KD_AGG_DISTINCT:
-        qsort(a->dv, a->ndv, sizeof *a->dv, qv_qsort_cmp);
+        if (a->ndv > 1) qsort(a->dv, a->ndv, sizeof *a->dv, qv_qsort_cmp);
         kd__buf_putc(out, '[');
         for (size_t i = 0, w = 0; i < a->ndv; i++) {
             if (i > 0 && kd__qv_equal(&a->dv[i], &a->dv[i - 1])) continue;
@@ -349,7 +349,7 @@ static int aggregate(const kd__qplan *p, const kd__doc *docs, const size_t *idx,
     /* The text is written with members in any order, then canonicalized (which sorts the
     ** members and settles the spelling of every number). */
     if (p->group) {
-        qsort(g, ng, sizeof *g, group_cmp);
+        if (ng > 1) qsort(g, ng, sizeof *g, group_cmp);
         kd__buf_puts(&text, "{\"groups\":[");
         for (size_t i = 0; i < ng; i++) {
             if (i) kd__buf_putc(&text, ',');

@@ -220,7 +220,7 @@ int kd__rowset_load(kd_rowset *s, const kd__doc *docs, size_t n) {
             rc = kd__err(KD_NOMEM, "out of memory");
             goto out;
         }
-    qsort_r(all, n, sizeof *all, qsort_rows, s);
+    if (n > 1) qsort_r(all, n, sizeof *all, qsort_rows, s);
     /* Chunks three quarters full, so that inserts split rarely. */
     const size_t fill = KD_VCHUNK * 3 / 4;
     for (size_t i = 0; i < n; i += fill) {

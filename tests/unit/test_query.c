@@ -510,7 +510,7 @@ typedef struct tv {
 } tv;
 
 typedef struct tdoc {
-    char key[8];
+    char key[16];
     tv a, b, c;
     int ntags; /* -1 = missing */
     const char *tags[3];
