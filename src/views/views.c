@@ -15,8 +15,9 @@
 ** thread gets there first) and, for each one whose namespace is the source of a built
 ** auto-refresh view, re-evaluates the view's filter on that key's new value only: the
 ** key's row is removed, and added back if the new value matches. Rows are kept in the
-** view's sort order (a sorted array of row pointers, binary search + memmove), so reading
-** a page is O(offset + limit); the aggregation is cached until the next change.
+** view's sort order (rowset.h: ordered chunks of row pointers), so reading
+** a page costs the page plus a walk over the chunks; the aggregation is cached until the
+** next change.
 **
 ** Locking: views.mu guards the registry, every view's rows and `applied`. It is never held
 ** while writing to the database (a commit calls back into views_on_commit, which takes it).
