@@ -59,6 +59,11 @@ void cli_json_key(cli_buf *b, const char *name);
 void cli_json_hex(cli_buf *b, const uint8_t id[32]);  /* "64 hex digits" */
 void cli_json_time(cli_buf *b, int64_t ts);           /* "RFC 3339" */
 
+/* Reading canonical JSON the library returned: the index just past the string literal
+** starting at s[i] == '"', or past the value starting at s[i] (n when it runs off). */
+size_t cli_json_skip_string(const char *s, size_t i, size_t n);
+size_t cli_json_skip_value(const char *s, size_t i, size_t n);
+
 /* ---- the parsed command line ---------------------------------------------------------- */
 struct cli_cmd;
 

@@ -33,38 +33,6 @@ typedef struct batch_item {
 
 /* ---- reading canonical JSON ------------------------------------------------------------ */
 
-/* Index just past the string literal starting at s[i] == '"'. */
-static size_t skip_string(const char *s, size_t i, size_t n) {
-    for (i++; i < n; i++) {
-        if (s[i] == '\\') i++;
-        else if (s[i] == '"') return i + 1;
-    }
-    return n;
-}
-
-/* Index just past the value starting at s[i]. */
-static size_t skip_value(const char *s, size_t i, size_t n) {
-    if (s[i] == '"') return skip_string(s, i, n);
-    if (s[i] == '{' || s[i] == '[') {
-        int depth = 0;
-        while (i < n) {
-            char ch = s[i];
-            if (ch == '"') {
-                i = skip_string(s, i, n);
-                continue;
-            }
-            if (ch == '{' || ch == '[') depth++;
-            else if (ch == '}' || ch == ']') {
-                if (--depth == 0) return i + 1;
-            }
-            i++;
-        }
-        return n;
-    }
-    while (i < n && s[i] != ',' && s[i] != '}' && s[i] != ']') i++;
-    return i;
-}
-
 static int hex4(const char *s, unsigned *out) {
     unsigned v = 0;
     for (int k = 0; k < 4; k++) {
@@ -148,12 +116,12 @@ static int parse_line(cli *c, batch_item *it) {
     if (n < 2 || s[0] != '{')
         return cli_fail(c, KD_INVALID, "line %zu: expected a JSON object", it->line);
     while (i < n && s[i] == '"') {
-        size_t name_end = skip_string(s, i, n);
+        size_t name_end = cli_json_skip_string(s, i, n);
         const char *name = s + i + 1;
         size_t name_len = name_end - i - 2;
         size_t v = name_end + 1; /* past ':' */
         if (v >= n) break;
-        size_t v_end = skip_value(s, v, n);
+        size_t v_end = cli_json_skip_value(s, v, n);
 #define IS(lit) (name_len == sizeof lit - 1 && memcmp(name, lit, name_len) == 0)
         if (IS("op") || IS("namespace") || IS("key")) {
             if (s[v] != '"')

@@ -274,3 +274,34 @@ int cli_put_pretty(cli *c, cli_buf *b, const char *json, size_t len) {
     kd_free(pretty);
     return 0;
 }
+
+/* ---- reading canonical JSON ----------------------------------------------------------- */
+
+size_t cli_json_skip_string(const char *s, size_t i, size_t n) {
+    for (i++; i < n; i++) {
+        if (s[i] == '\\') i++;
+        else if (s[i] == '"') return i + 1;
+    }
+    return n;
+}
+
+size_t cli_json_skip_value(const char *s, size_t i, size_t n) {
+    if (i >= n) return n;
+    if (s[i] == '"') return cli_json_skip_string(s, i, n);
+    if (s[i] == '{' || s[i] == '[') {
+        int depth = 0;
+        while (i < n) {
+            char ch = s[i];
+            if (ch == '"') {
+                i = cli_json_skip_string(s, i, n);
+                continue;
+            }
+            if (ch == '{' || ch == '[') depth++;
+            else if ((ch == '}' || ch == ']') && --depth == 0) return i + 1;
+            i++;
+        }
+        return n;
+    }
+    while (i < n && s[i] != ',' && s[i] != '}' && s[i] != ']') i++;
+    return i;
+}

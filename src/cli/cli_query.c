@@ -26,37 +26,6 @@
 
 /* ---- reading canonical JSON ------------------------------------------------------------ */
 
-/* Index just past the string literal starting at s[i] == '"'. */
-static size_t skip_string(const char *s, size_t i, size_t n) {
-    for (i++; i < n; i++) {
-        if (s[i] == '\\') i++;
-        else if (s[i] == '"') return i + 1;
-    }
-    return n;
-}
-
-/* Index just past the value starting at s[i]. */
-static size_t skip_value(const char *s, size_t i, size_t n) {
-    if (i >= n) return n;
-    if (s[i] == '"') return skip_string(s, i, n);
-    if (s[i] == '{' || s[i] == '[') {
-        int depth = 0;
-        while (i < n) {
-            char ch = s[i];
-            if (ch == '"') {
-                i = skip_string(s, i, n);
-                continue;
-            }
-            if (ch == '{' || ch == '[') depth++;
-            else if ((ch == '}' || ch == ']') && --depth == 0) return i + 1;
-            i++;
-        }
-        return n;
-    }
-    while (i < n && s[i] != ',' && s[i] != '}' && s[i] != ']') i++;
-    return i;
-}
-
 /* A span of JSON text. */
 typedef struct jspan {
     const char *p;
@@ -75,12 +44,12 @@ static int next_member(const char *s, size_t n, size_t *pos, jspan *name, jspan 
         i++;
     }
     if (i >= n || s[i] != '"') return 0;
-    size_t e = skip_string(s, i, n);
+    size_t e = cli_json_skip_string(s, i, n);
     if (e >= n || s[e] != ':') return 0;
     name->p = s + i;
     name->len = e - i;
     i = e + 1;
-    e = skip_value(s, i, n);
+    e = cli_json_skip_value(s, i, n);
     val->p = s + i;
     val->len = e - i;
     *pos = e;
@@ -97,7 +66,7 @@ static int next_element(const char *s, size_t n, size_t *pos, jspan *val) {
         i++;
     }
     if (i >= n || s[i] == ']') return 0;
-    size_t e = skip_value(s, i, n);
+    size_t e = cli_json_skip_value(s, i, n);
     val->p = s + i;
     val->len = e - i;
     *pos = e;
