@@ -617,7 +617,22 @@ int kd_view_refresh(kd_db *db, const char *name) {
     pthread_mutex_unlock(&vs->mu);
     /* A manual view's new snapshot is part of its definition: record it, so the view
     ** shows the same after a restart. (Written after the lock: a commit takes it.) */
-    if (rc == KD_OK && rec.len) rc = kd__put_system(db, VIEWS_NS, name, rec.p, rec.len, NULL, NULL);
+    if (rc == KD_OK && rec.len) {
+        /* Only over the definition that is there now: a view deleted (or recreated) by
+        ** another thread meanwhile must not come back from this refresh. */
+        kd_entry cur;
+        char hx[65];
+        rc = kd_get(db, VIEWS_NS, name, &cur);
+        if (rc == KD_OK) {
+            kd_hex(cur.version_id, hx);
+            kd_put_cond cond = {.if_absent = 0, .if_version = hx};
+            rc = kd__put_system(db, VIEWS_NS, name, rec.p, rec.len, &cond, NULL);
+            if (rc == KD_CONFLICT) rc = kd__err(KD_CONFLICT, "view \"%.128s\" changed while it was refreshed", name);
+        } else if (rc == KD_NOTFOUND) {
+            rc = kd__err(KD_NOTFOUND, "view \"%.128s\" not found (deleted while it was refreshed)", name);
+        }
+        kd_entry_clear(&cur);
+    }
     kd__buf_free(&rec);
     return rc;
 }
