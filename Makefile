@@ -4,7 +4,7 @@
 #   run        guided demo of history, time travel and diff on the default database
 #   test       every test (unit, black-box, crash loop); ends with "N passed, N failed"
 #   asan       the test suite under ASan+UBSan (separate build tree build-asan/)
-#   tsan       the threaded tests (db, crash, query) under ThreadSanitizer (build-tsan/)
+#   tsan       the threaded tests (db, crash, query, subscriptions) under ThreadSanitizer (build-tsan/)
 #   valgrind   unit tests under valgrind
 #   bench      benchmarks against SQLite; writes build/bench.json
 #   test-crash longer kill -9 loop
@@ -27,7 +27,7 @@ BLAKE3_OBJ := $(addprefix $(BUILD)/blake3/,$(BLAKE3_C:.c=.o) $(BLAKE3_S:.S=.o))
 
 LIB_SRC := $(sort $(wildcard src/os/*.c src/base/*.c src/json/*.c src/crypto/*.c \
                              src/log/*.c src/store/*.c src/db/*.c \
-                             src/query/*.c src/views/*.c))
+                             src/query/*.c src/views/*.c src/sub/*.c))
 LIB_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BLAKE3_OBJ)
 CLI_SRC := $(sort $(wildcard src/cli/*.c))
 CLI_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(CLI_SRC))
@@ -110,9 +110,9 @@ asan:
 tsan:
 	@scripts/deps.sh test
 	@$(MAKE) --no-print-directory BUILD=build-tsan OPT="-O1 -g" SANFLAGS="-fsanitize=thread" \
-	   build-tsan/libkorudelta.a build-tsan/tests/test_db build-tsan/tests/test_crash build-tsan/tests/test_query
+	   build-tsan/libkorudelta.a build-tsan/tests/test_db build-tsan/tests/test_crash build-tsan/tests/test_query build-tsan/tests/test_sub
 	@rm -rf build-tsan/tests/run && mkdir -p build-tsan/tests/run && \
-	   cp build-tsan/tests/test_db build-tsan/tests/test_crash build-tsan/tests/test_query build-tsan/tests/run/
+	   cp build-tsan/tests/test_db build-tsan/tests/test_crash build-tsan/tests/test_query build-tsan/tests/test_sub build-tsan/tests/run/
 	@BUILD=build-tsan/tests/run KD_UNIT_ONLY=1 TSAN_OPTIONS=halt_on_error=1 tests/run.sh
 
 valgrind: deps-test

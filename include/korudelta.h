@@ -420,6 +420,52 @@ int kd_view_refresh(kd_db *db, const char *name);
 int kd_view_delete(kd_db *db, const char *name);
 
 /* ------------------------------------------------------------------------------------ */
+/* Subscriptions                                                                         */
+/* A subscriber is called for every committed version that passes its filter, after the
+** commit, in seq order, exactly once. Each subscription reads the log on its own thread:
+** a slow subscriber never holds writers back and never misses a version — it catches up
+** from the log. */
+
+#define KD_SUB_INSERT (1 << KD_CHANGE_INSERT)
+#define KD_SUB_UPDATE (1 << KD_CHANGE_UPDATE)
+#define KD_SUB_DELETE (1 << KD_CHANGE_DELETE)
+#define KD_SUB_NOW UINT64_MAX  /* `since`: only versions committed from now on */
+
+typedef struct kd_sub_options {
+    const char *ns;          /* only this namespace; NULL = every user namespace */
+    const char *key;         /* only this key (requires ns); NULL = every key */
+    int types;               /* KD_SUB_* bits; 0 = every change type */
+    const kd_query *filter;  /* only puts whose value matches this query's filter (its
+                                other parts are ignored); deletes, which have no value,
+                                pass. NULL = no condition */
+    uint64_t since;          /* versions with seq > since (0 = from the first);
+                                KD_SUB_NOW = from the next commit */
+} kd_sub_options;
+
+/* Called on the subscription's own thread. The entry (value included, change type set)
+** is valid only during the call. */
+typedef void (*kd_sub_fn)(void *ctx, const kd_entry *e);
+
+typedef struct kd_subscription kd_subscription;
+
+/* Starts a subscription. opt may be NULL (everything, from now on). The filter is copied.
+** *out is set before the first callback can run (the callback may already be running when
+** kd_subscribe returns).
+** Errors: KD_INVALID (bad namespace or key, key without namespace), KD_NOMEM, KD_ERROR
+** (the thread could not start). */
+int kd_subscribe(kd_db *db, const kd_sub_options *opt, kd_sub_fn fn, void *ctx,
+                 kd_subscription **out);
+
+/* Ends a subscription: when it returns, fn is not running and will not be called again.
+** Must not be called from inside fn (KD_INVALID). kd_close ends the subscriptions still
+** running (their handles are then invalid). NULL is a no-op. */
+int kd_unsubscribe(kd_subscription *s);
+
+/* The seq of the last version handed to (or skipped by the filter of) a subscription:
+** where a new one resumes without a gap or a repeat. */
+uint64_t kd_subscription_seq(const kd_subscription *s);
+
+/* ------------------------------------------------------------------------------------ */
 /* Helpers                                                                               */
 
 /* 64 lowercase hex digits + NUL. */

@@ -328,7 +328,8 @@ fail: {
 int kd_close(kd_db *db) {
     int rc = KD_OK, r;
     if (!db) return KD_OK;
-    atomic_store(&db->on_commit, NULL);
+    for (int i = 0; i < KD_HOOKS; i++) atomic_store(&db->hooks[i], NULL);
+    if (db->subs_free) db->subs_free(db->subs); /* stops the subscribers' threads first */
     if (db->views_free) db->views_free(db->views);
     if (db->maint_running) {
         pthread_mutex_lock(&db->fl_mu);
@@ -855,8 +856,10 @@ static int commit(kd_db *db, kd_batch *b, const kd_put_cond *cond, uint64_t *fir
     }
     *first = first_seq;
     *ts_out = ts;
-    void (*hook)(kd_db *) = atomic_load(&db->on_commit);
-    if (hook) hook(db);
+    for (int i = 0; i < KD_HOOKS; i++) {
+        void (*hook)(kd_db *) = atomic_load(&db->hooks[i]);
+        if (hook) hook(db);
+    }
     return KD_OK;
 unlock:
     pthread_mutex_unlock(&db->wmu);

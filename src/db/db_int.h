@@ -24,6 +24,8 @@
 #include "store/commit.h"
 #include "store/index.h"
 
+enum { KD_HOOK_VIEWS, KD_HOOK_SUBS, KD_HOOKS };
+
 struct kd_db {
     kd_vfs *vfs;
     char *path;
@@ -57,9 +59,11 @@ struct kd_db {
     pthread_mutex_t ext_mu;
     void *views;
     void (*views_free)(void *views);
+    void *subs;
+    void (*subs_free)(void *subs);
     /* Called after every successful commit, once its versions are visible (outside every
-    ** db lock), by the committing thread. */
-    void (*_Atomic on_commit)(kd_db *db);
+    ** db lock), by the committing thread: one slot per layer that listens. */
+    void (*_Atomic hooks[KD_HOOKS])(kd_db *db);
 };
 
 /* Fills e from the version at position pos of key k: ns, key, seq, timestamp, ids,

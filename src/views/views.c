@@ -279,7 +279,7 @@ static int lock_views(kd_db *db, kd_views **out) {
         pthread_mutex_init(&vs->mu, NULL);
         db->views = vs;
         db->views_free = views_free;
-        atomic_store(&db->on_commit, on_commit);
+        atomic_store(&db->hooks[KD_HOOK_VIEWS], on_commit);
     }
     kd_views *vs = db->views;
     pthread_mutex_unlock(&db->ext_mu);
