@@ -395,8 +395,11 @@ typedef struct kd_view_info {
     int auto_refresh;
     uint64_t records;     /* records the view's query matches (its total) */
     int64_t created;      /* timestamps, microseconds */
-    int64_t refreshed;    /* when its contents were last computed (for auto-refresh views,
-                             the commit time of the latest write it reflects) */
+    int64_t refreshed;    /* the time of the snapshot the view shows: for a manual view, the
+                             commit time of the last write its refresh saw; for an
+                             auto-refresh view, of the latest write to its namespace it
+                             applied (until one comes, the time recorded at creation or
+                             refresh) */
 } kd_view_info;
 
 /* Every view, sorted by name. Release with kd_view_list_free. */

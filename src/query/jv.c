@@ -342,13 +342,15 @@ kd_qv kd__qv_member(const kd_qv *v, const char *key, size_t klen) {
         if (ve == BAD) return qv_missing;
         const unsigned char *kp = s + i + 1;
         size_t kn = ke - i - 2;
-        int c = bytes_cmp(kp, kn, key, klen);
-        if (c >= 0) {
+        int c;
+        if (memchr(kp, '\\', kn)) { /* escaped: raw bytes say nothing; decide on decoded ones */
             kd_qv k = {KD_QV_STR, (const char *)kp - 1, kn + 2};
-            if (memchr(kp, '\\', kn)) c = str_cmp_raw(&k, key, klen); /* escaped: decide on decoded bytes */
-            if (c == 0) return (kd_qv){t, v->p + vs, ve - vs};
-            if (c > 0) return qv_missing; /* sorted keys: it cannot come later */
+            c = str_cmp_raw(&k, key, klen);
+        } else {
+            c = bytes_cmp(kp, kn, key, klen);
         }
+        if (c == 0) return (kd_qv){t, v->p + vs, ve - vs};
+        if (c > 0) return qv_missing; /* sorted keys: it cannot come later */
         if (ve == lim) break;
         if (s[ve] != ',') return qv_missing;
         i = ve + 1;

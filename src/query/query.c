@@ -162,7 +162,9 @@ static int agg_add(const kd_agg *g, aggst *a, const kd_qv *v) {
             if (!a->dbl) {
                 a->dbl = 1;
                 a->dsum = (double)a->isum;
-                a->comp = (double)(a->isum - (int64_t)a->dsum);
+                /* What rounding isum to a double lost (long double holds any int64 exactly;
+                ** dsum may be 2^63, which no int64 holds). */
+                a->comp = (double)((long double)a->isum - (long double)a->dsum);
             }
             dsum_add(a, x.is_int ? (double)x.i : x.d);
         }
@@ -189,14 +191,25 @@ static int agg_add(const kd_agg *g, aggst *a, const kd_qv *v) {
 
 static int qv_qsort_cmp(const void *a, const void *b) { return kd__qv_cmp(a, b); }
 
+/* A computed double in canonical form (an integral value within int64 as an integer;
+** anything else in a spelling that reads back to the same double). */
+static void write_double(kd_buf *out, double d) {
+    if (!isfinite(d)) { /* overflowed the double range: no JSON number */
+        kd__buf_puts(out, "null");
+        return;
+    }
+    kd_json v;
+    v.type = KD_JDOUBLE;
+    v.u.d = d;
+    kd__json_write_canonical(&v, out);
+}
+
 static void write_num_sum(kd_buf *out, const aggst *a) {
     if (!a->dbl) {
         kd__buf_printf(out, "%lld", (long long)a->isum);
         return;
     }
-    double s = a->dsum + a->comp;
-    if (!isfinite(s)) kd__buf_puts(out, "null"); /* overflowed double range: no JSON number */
-    else kd__buf_printf(out, "%.17g", s);
+    write_double(out, a->dsum + a->comp);
 }
 
 static void agg_write(const kd_agg *g, aggst *a, uint64_t count, kd_buf *out) {
@@ -212,9 +225,7 @@ static void agg_write(const kd_agg *g, aggst *a, uint64_t count, kd_buf *out) {
             kd__buf_puts(out, "null");
         } else {
             long double s = a->dbl ? (long double)a->dsum + a->comp : (long double)a->isum;
-            double avg = (double)(s / (long double)a->nnum);
-            if (!isfinite(avg)) kd__buf_puts(out, "null");
-            else kd__buf_printf(out, "%.17g", avg);
+            write_double(out, (double)(s / (long double)a->nnum));
         }
         break;
     case KD_AGG_MIN:

@@ -83,6 +83,10 @@ static int view_build(kd_db *db, view *w, uint64_t upto) {
     kd__doc *docs = NULL;
     size_t n = 0, m = 0;
     rows_clear(w);
+    if (upto == 0) { /* the snapshot before the first commit: empty (a scan bound of 0 means "now") */
+        w->built = 1;
+        return KD_OK;
+    }
     int rc = kd__db_scan(db, w->source, 0, 0, upto, &docs, &n, NULL);
     if (rc != KD_OK) return rc;
     for (size_t i = 0; i < n; i++) { /* keep the matches, in place */
@@ -376,14 +380,21 @@ int kd_view_create(kd_db *db, const char *name, const char *source, const kd_que
         pthread_mutex_unlock(&vs->mu);
         goto out;
     }
-    /* An auto-refresh view catches up with what committed since it was built. */
+    /* An auto-refresh view catches up with what committed since it was built. The record
+    ** is written: from here on, a failure must not leave it out of the registry, so a
+    ** view that cannot catch up is added unbuilt (it rebuilds on first use). */
     if (w->auto_refresh && w->refreshed_seq < vs->applied) {
         view *tmp[1] = {w};
         kd_views one = {.v = tmp, .n = 1, .loaded = 1};
-        rc = kd__db_each_version(db, w->refreshed_seq + 1, vs->applied, catch_up_cb, &one);
+        if (kd__db_each_version(db, w->refreshed_seq + 1, vs->applied, catch_up_cb, &one) != KD_OK) rows_clear(w);
     }
-    if (rc == KD_OK && (rc = add(vs, w)) == KD_OK) w = NULL;
+    rc = add(vs, w);
     pthread_mutex_unlock(&vs->mu);
+    if (rc == KD_OK) {
+        w = NULL;
+    } else if (kd__delete_system(db, VIEWS_NS, name, NULL) != KD_OK) {
+        kd__log(KD_LOG_WARN, "view %s: its record stays in _views after a failed create", name);
+    }
 out:
     kd__buf_free(&rec);
     view_free(w);
@@ -608,7 +619,8 @@ int kd_view_refresh(kd_db *db, const char *name) {
         pthread_mutex_unlock(&vs->mu);
         return kd__err(KD_NOTFOUND, "view \"%.128s\" not found", name);
     }
-    uint64_t upto = vs->applied;
+    uint64_t upto = vs->applied, old_seq = w->refreshed_seq;
+    int64_t old_time = w->refreshed;
     if ((rc = view_build(db, w, upto)) == KD_OK) {
         w->refreshed_seq = upto;
         w->refreshed = kd__db_seq_time(db, upto);
@@ -632,6 +644,20 @@ int kd_view_refresh(kd_db *db, const char *name) {
             rc = kd__err(KD_NOTFOUND, "view \"%.128s\" not found (deleted while it was refreshed)", name);
         }
         kd_entry_clear(&cur);
+        if (rc != KD_OK) { /* the stored snapshot did not move: neither does the handle's */
+            char msg[512];
+            snprintf(msg, sizeof msg, "%s", kd__errmsg_get());
+            if (lock_views(db, &vs) == KD_OK) {
+                view *v = find(vs, name, NULL);
+                if (v && v->refreshed_seq == upto) {
+                    v->refreshed_seq = old_seq;
+                    v->refreshed = old_time;
+                    rows_clear(v); /* rebuilt from old_seq on next use */
+                }
+                pthread_mutex_unlock(&vs->mu);
+            }
+            kd__err(rc, "%s", msg);
+        }
     }
     kd__buf_free(&rec);
     return rc;
