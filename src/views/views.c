@@ -10,7 +10,7 @@
 ** auto-refresh view from the namespace as it is now, any other view from the namespace as
 ** of refreshed_seq, the last seq its refresh saw (HLC timestamps make that snapshot exact).
 **
-** Incremental maintenance: the db layer calls views_on_commit after every commit, once the
+** Incremental maintenance: the db layer calls on_commit (its views hook) after every commit, once the
 ** commit is visible. It replays the versions since `applied` (in seq order, whichever
 ** thread gets there first) and, for each one whose namespace is the source of a built
 ** auto-refresh view, re-evaluates the view's filter on that key's new value only: the
@@ -20,7 +20,7 @@
 ** next change.
 **
 ** Locking: views.mu guards the registry, every view's rows and `applied`. It is never held
-** while writing to the database (a commit calls back into views_on_commit, which takes it).
+** while writing to the database (a commit calls back into on_commit, which takes it).
 **
 ** May call: db (db_int.h), query, json, base.
 */
