@@ -25,12 +25,28 @@ static int key_cmp(const kd__doc *a, const kd__doc *b) {
     return a->klen < b->klen ? -1 : a->klen > b->klen;
 }
 
-/* One sort field's comparison: missing last in both directions. */
-static int sortval_cmp(const kd_qv *a, const kd_qv *b, int desc) {
-    int am = a->t == KD_QV_MISSING, bm = b->t == KD_QV_MISSING;
-    if (am || bm) return am - bm;
-    int c = kd__qv_cmp(a, b);
-    return desc ? -c : c;
+void kd__sortvals_read(const kd_sortkey *sort, size_t nsort, const kd__doc *d, kd_qv *sv, kd_qnum *num) {
+    if (!nsort) return;
+    kd_qv doc = kd__qv_doc(d->val, d->vlen);
+    for (size_t k = 0; k < nsort; k++) {
+        sv[k] = kd__path_get(&doc, &sort[k].path);
+        if (sv[k].t == KD_QV_NUM) num[k] = kd__qv_num(&sv[k]);
+    }
+}
+
+int kd__sortvals_cmp(const kd_sortkey *sort, size_t nsort, const kd__doc *a, const kd_qv *sa,
+                     const kd_qnum *na, const kd__doc *b, const kd_qv *sb, const kd_qnum *nb) {
+    for (size_t k = 0; k < nsort; k++) {
+        int am = sa[k].t == KD_QV_MISSING, bm = sb[k].t == KD_QV_MISSING, c;
+        if (am || bm) {
+            c = am - bm; /* missing last, whatever the direction */
+        } else {
+            c = sa[k].t == KD_QV_NUM && sb[k].t == KD_QV_NUM ? kd__qnum_cmp(&na[k], &nb[k]) : kd__qv_cmp(&sa[k], &sb[k]);
+            if (sort[k].desc) c = -c;
+        }
+        if (c) return c;
+    }
+    return key_cmp(a, b);
 }
 
 /* The matches being ordered: document pointers with their sort values extracted once. */
@@ -39,32 +55,17 @@ typedef struct sorter {
     size_t nsort;
     const kd__doc **doc;   /* per match */
     kd_qv *sv;             /* nsort values per match */
-    kd_qnum *num;          /* the same values' numbers, read once (for KD_QV_NUM only) */
+    kd_qnum *num;          /* the same values' numbers (for KD_QV_NUM only) */
 } sorter;
 
-/* Extracts the sort values of match i from its document. */
 static void sorter_fill(sorter *s, size_t i) {
-    kd_qv doc = kd__qv_doc(s->doc[i]->val, s->doc[i]->vlen);
-    for (size_t k = 0; k < s->nsort; k++) {
-        kd_qv *v = &s->sv[i * s->nsort + k];
-        *v = kd__path_get(&doc, &s->sort[k].path);
-        if (v->t == KD_QV_NUM) s->num[i * s->nsort + k] = kd__qv_num(v);
-    }
+    kd__sortvals_read(s->sort, s->nsort, s->doc[i], &s->sv[i * s->nsort], &s->num[i * s->nsort]);
 }
 
 static int match_cmp(const sorter *s, size_t i, size_t j) {
-    for (size_t k = 0; k < s->nsort; k++) {
-        size_t a = i * s->nsort + k, b = j * s->nsort + k;
-        int c;
-        if (s->sv[a].t == KD_QV_NUM && s->sv[b].t == KD_QV_NUM) {
-            c = kd__qnum_cmp(&s->num[a], &s->num[b]);
-            if (s->sort[k].desc) c = -c;
-        } else {
-            c = sortval_cmp(&s->sv[a], &s->sv[b], s->sort[k].desc);
-        }
-        if (c) return c;
-    }
-    return key_cmp(s->doc[i], s->doc[j]);
+    size_t a = i * s->nsort, b = j * s->nsort;
+    return kd__sortvals_cmp(s->sort, s->nsort, s->doc[i], s->sv ? &s->sv[a] : NULL, s->num ? &s->num[a] : NULL,
+                            s->doc[j], s->sv ? &s->sv[b] : NULL, s->num ? &s->num[b] : NULL);
 }
 
 static int qsort_cmp(const void *a, const void *b, void *ctx) {

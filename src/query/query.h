@@ -64,6 +64,14 @@ int kd__query_exec(const kd__qplan *p, const char *ns, const kd__doc *docs, size
 ** canonical JSON appended to out. */
 int kd__query_aggregate(const kd__qplan *p, const kd__doc *docs, size_t n, kd_buf *out);
 
+/* The values of sort[0..nsort) in document d, into sv[0..nsort), and for numbers their
+** value into num[k] (read once, so comparisons never parse). */
+void kd__sortvals_read(const kd_sortkey *sort, size_t nsort, const kd__doc *d, kd_qv *sv, kd_qnum *num);
+/* The order of query results: each sort value in turn (missing last whatever the
+** direction), then the key's bytes. Values as kd__sortvals_read gave them. <0, 0, >0. */
+int kd__sortvals_cmp(const kd_sortkey *sort, size_t nsort, const kd__doc *a, const kd_qv *sa,
+                     const kd_qnum *na, const kd__doc *b, const kd_qv *sb, const kd_qnum *nb);
+
 /* Deep copy (for views, which keep their query). */
 int kd__query_copy(const kd_query *src, kd_query **dst);
 

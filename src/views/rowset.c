@@ -15,28 +15,8 @@
 
 /* ---- order ----------------------------------------------------------------------------- */
 
-static int key_cmp(const kd__doc *a, const kd__doc *b) {
-    size_t n = a->klen < b->klen ? a->klen : b->klen;
-    int c = memcmp(a->key, b->key, n);
-    if (c) return c;
-    return a->klen < b->klen ? -1 : a->klen > b->klen;
-}
-
-/* The order of queries (query.c): sort values with missing last, then key; on the values
-** each row carries. */
 static int row_cmp(const kd_rowset *s, const kd_vrow *a, const kd_vrow *b) {
-    for (size_t k = 0; k < s->nsort; k++) {
-        const kd_qv *x = &a->sv[k], *y = &b->sv[k];
-        int xm = x->t == KD_QV_MISSING, ym = y->t == KD_QV_MISSING, c;
-        if (xm || ym) {
-            c = xm - ym; /* missing last, whatever the direction */
-        } else {
-            c = x->t == KD_QV_NUM && y->t == KD_QV_NUM ? kd__qnum_cmp(&a->num[k], &b->num[k]) : kd__qv_cmp(x, y);
-            if (s->sort[k].desc) c = -c;
-        }
-        if (c) return c;
-    }
-    return key_cmp(&a->d, &b->d);
+    return kd__sortvals_cmp(s->sort, s->nsort, &a->d, a->sv, a->num, &b->d, b->sv, b->num);
 }
 
 static kd_vrow *row_new(const kd_rowset *s, const kd__doc *d) {
@@ -45,11 +25,7 @@ static kd_vrow *row_new(const kd_rowset *s, const kd__doc *d) {
     r->d = *d;
     r->num = (kd_qnum *)(void *)(r + 1);
     r->sv = (kd_qv *)(void *)(r->num + s->nsort);
-    kd_qv doc = kd__qv_doc(d->val, d->vlen);
-    for (size_t k = 0; k < s->nsort; k++) {
-        r->sv[k] = kd__path_get(&doc, &s->sort[k].path);
-        if (r->sv[k].t == KD_QV_NUM) r->num[k] = kd__qv_num(&r->sv[k]);
-    }
+    kd__sortvals_read(s->sort, s->nsort, d, r->sv, r->num);
     return r;
 }
 
