@@ -115,6 +115,17 @@ char *kd__buf_take(kd_buf *b, size_t *len) {
     return p;
 }
 
+/* ---- hashing --------------------------------------------------------------------- */
+uint64_t kd__hash64(const void *p, size_t n) {
+    const uint8_t *b = p;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    return h;
+}
+
 /* ---- errors ---------------------------------------------------------------------- */
 static _Thread_local char errmsg[1024];
 

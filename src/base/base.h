@@ -82,6 +82,11 @@ static inline void kd__set_u64(uint8_t *p, uint64_t v) {
     kd__set_u32(p, (uint32_t)v); kd__set_u32(p + 4, (uint32_t)(v >> 32));
 }
 
+/* ---- hashing --------------------------------------------------------------------- */
+/* A 64-bit hash of n bytes for in-memory hash tables (FNV-1a with a final mix, so every
+** bit depends on every byte; not for anything an attacker must not collide). */
+uint64_t kd__hash64(const void *p, size_t n);
+
 /* ---- errors ---------------------------------------------------------------------- */
 /* Sets this thread's error message and returns rc, so code can say
 ** `return kd__err(KD_INVALID, "bad namespace %s", ns);`. */

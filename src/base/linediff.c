@@ -56,11 +56,7 @@ static void split_lines(const char *s, size_t len, line *out) {
     }
 }
 
-static uint64_t hash_line(const line *l) {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < l->len; i++) h = (h ^ (unsigned char)l->p[i]) * 1099511628211ull;
-    return h;
-}
+static uint64_t hash_line(const line *l) { return kd__hash64(l->p, l->len); }
 
 /* Gives every line of all[0..n) an id: the index of the first line equal to it. table has
 ** cap (a power of two > n) slots set to UINT32_MAX. */

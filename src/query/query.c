@@ -262,12 +262,6 @@ static aggst *aggst_new(size_t n) {
     return st;
 }
 
-static uint64_t text_hash(const char *p, size_t n) {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)p[i]) * 1099511628211ull;
-    return h;
-}
-
 static int group_cmp(const void *a, const void *b) {
     return kd__qv_cmp(&((const group *)a)->key, &((const group *)b)->key);
 }
@@ -308,7 +302,7 @@ static int aggregate(const kd__qplan *p, const kd__doc *docs, const size_t *idx,
                 key.p = NULL_TEXT;
                 key.n = 4;
             }
-            uint64_t h = text_hash(key.p, key.n);
+            uint64_t h = kd__hash64(key.p, key.n);
             size_t j = h % tabsize;
             while (tab[j] && !kd__qv_equal(&g[tab[j] - 1].key, &key)) j = (j + 1) % tabsize;
             if (!tab[j]) {
@@ -337,7 +331,7 @@ static int aggregate(const kd__qplan *p, const kd__doc *docs, const size_t *idx,
                         goto out;
                     }
                     for (size_t q = 0; q < ng; q++) {
-                        size_t s = text_hash(g[q].key.p, g[q].key.n) % ns;
+                        size_t s = kd__hash64(g[q].key.p, g[q].key.n) % ns;
                         while (nt[s]) s = (s + 1) % ns;
                         nt[s] = (uint32_t)(q + 1);
                     }

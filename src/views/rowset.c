@@ -31,16 +31,10 @@ static kd_vrow *row_new(const kd_rowset *s, const kd__doc *d) {
 
 /* ---- the map by key -------------------------------------------------------------------- */
 
-static uint64_t key_hash(const char *k, size_t n) {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)k[i]) * 1099511628211ull;
-    return h;
-}
-
-/* mapsize is a power of two; the hash's high bits (after a multiply) pick the slot. */
+/* mapsize is a power of two. */
 static size_t map_find(const kd_rowset *s, const char *k, size_t n) {
     size_t mask = s->mapsize - 1;
-    size_t i = (size_t)((key_hash(k, n) * 0x9E3779B97F4A7C15ull) >> 32) & mask;
+    size_t i = (size_t)kd__hash64(k, n) & mask;
     while (s->map[i] && !(s->map[i]->d.klen == n && memcmp(s->map[i]->d.key, k, n) == 0)) i = (i + 1) & mask;
     return i;
 }
