@@ -68,6 +68,35 @@ static int grow(void **arr, size_t n, size_t elem) {
     return KD_OK;
 }
 
+/* The three ways a parsed path joins a query, shared by the setters and the JSON form.
+** Each takes ownership of *p (freed on failure). */
+static int push_sort(kd_query *q, kd_path *p, int desc) {
+    int rc = grow((void **)&q->sort, q->nsort, sizeof *q->sort);
+    if (rc != KD_OK) {
+        kd__path_free(p);
+        return rc;
+    }
+    q->sort[q->nsort].path = *p;
+    q->sort[q->nsort++].desc = desc != 0;
+    return KD_OK;
+}
+
+static int push_select(kd_query *q, kd_path *p) {
+    int rc = grow((void **)&q->select, q->nselect, sizeof *q->select);
+    if (rc != KD_OK) {
+        kd__path_free(p);
+        return rc;
+    }
+    q->select[q->nselect++] = *p;
+    return KD_OK;
+}
+
+static void set_group(kd_query *q, kd_path *p) {
+    if (q->has_group) kd__path_free(&q->group);
+    q->group = *p;
+    q->has_group = 1;
+}
+
 static int parse_field(const char *what, const char *field, kd_path *out) {
     if (!field) return kd__err(KD_INVALID, "%s needs a field", what);
     int rc = kd__path_parse(field, strlen(field), out);
@@ -84,15 +113,7 @@ int kd_query_add_sort(kd_query *q, const char *field, int descending) {
     if (!q) return kd__err(KD_INVALID, "missing query");
     kd_path p;
     int rc = parse_field("sort", field, &p);
-    if (rc != KD_OK) return rc;
-    if ((rc = grow((void **)&q->sort, q->nsort, sizeof *q->sort)) != KD_OK) {
-        kd__path_free(&p);
-        return rc;
-    }
-    q->sort[q->nsort].path = p;
-    q->sort[q->nsort].desc = descending != 0;
-    q->nsort++;
-    return KD_OK;
+    return rc != KD_OK ? rc : push_sort(q, &p, descending);
 }
 
 void kd_query_set_page(kd_query *q, size_t offset, size_t limit) {
@@ -107,13 +128,7 @@ int kd_query_add_select(kd_query *q, const char *field) {
     if (!q) return kd__err(KD_INVALID, "missing query");
     kd_path p;
     int rc = parse_field("select", field, &p);
-    if (rc != KD_OK) return rc;
-    if ((rc = grow((void **)&q->select, q->nselect, sizeof *q->select)) != KD_OK) {
-        kd__path_free(&p);
-        return rc;
-    }
-    q->select[q->nselect++] = p;
-    return KD_OK;
+    return rc != KD_OK ? rc : push_select(q, &p);
 }
 
 static const char *const AGG_NAMES[] = {"count", "sum", "avg", "min", "max", "distinct"};
@@ -166,11 +181,8 @@ int kd_query_set_group_by(kd_query *q, const char *field) {
     if (!q) return kd__err(KD_INVALID, "missing query");
     kd_path p;
     int rc = parse_field("group by", field, &p);
-    if (rc != KD_OK) return rc;
-    if (q->has_group) kd__path_free(&q->group);
-    q->group = p;
-    q->has_group = 1;
-    return KD_OK;
+    if (rc == KD_OK) set_group(q, &p);
+    return rc;
 }
 
 void kd_query_set_at(kd_query *q, int64_t ts) {
@@ -330,12 +342,7 @@ static int sort_from_json(kd_query *q, const kd_json *v) {
         } else {
             return kd__err(KD_INVALID, "invalid query: sort[%zu] must be a string or an object", i);
         }
-        if ((rc = grow((void **)&q->sort, q->nsort, sizeof *q->sort)) != KD_OK) {
-            kd__path_free(&p);
-            return rc;
-        }
-        q->sort[q->nsort].path = p;
-        q->sort[q->nsort++].desc = desc;
+        if ((rc = push_sort(q, &p, desc)) != KD_OK) return rc;
     }
     return KD_OK;
 }
@@ -385,12 +392,8 @@ static int select_from_json(kd_query *q, const kd_json *v) {
     for (size_t i = 0; i < v->u.arr.n; i++) {
         kd_path p;
         int rc = kd__path_from_json(v->u.arr.v[i], &p);
+        if (rc == KD_OK) rc = push_select(q, &p);
         if (rc != KD_OK) return rc;
-        if ((rc = grow((void **)&q->select, q->nselect, sizeof *q->select)) != KD_OK) {
-            kd__path_free(&p);
-            return rc;
-        }
-        q->select[q->nselect++] = p;
     }
     return KD_OK;
 }
@@ -426,9 +429,7 @@ static int member_from_json(kd_db *db, kd_query *q, const kd_jmember *m) {
     if (strcmp(k, "group_by") == 0) {
         kd_path p;
         if ((rc = kd__path_from_json(v, &p)) != KD_OK) return rc;
-        if (q->has_group) kd__path_free(&q->group);
-        q->group = p;
-        q->has_group = 1;
+        set_group(q, &p);
         return KD_OK;
     }
     if (strcmp(k, "at") == 0) {
