@@ -386,6 +386,18 @@ static int syntax_err(const fparser *p, size_t pos, const char *expected) {
 
 static int nomem(void) { return kd__err(KD_NOMEM, "out of memory"); }
 
+/* An exists(path) node, taking ownership of *path (freed on failure). */
+static int exists_node(kd_path *path, kd_filter **out) {
+    kd_filter *f = new_node(KD_F_EXISTS);
+    if (!f) {
+        kd__path_free(path);
+        return nomem();
+    }
+    f->path = *path;
+    *out = f;
+    return KD_OK;
+}
+
 static void skip_ws(fparser *p) {
     while (p->pos < p->len && is_space((unsigned char)p->s[p->pos])) p->pos++;
 }
@@ -483,14 +495,7 @@ static int parse_exists(fparser *p, kd_filter **out) {
         return syntax_err(p, p->pos, "')'");
     }
     p->pos++;
-    kd_filter *f = new_node(KD_F_EXISTS);
-    if (!f) {
-        kd__path_free(&path);
-        return nomem();
-    }
-    f->path = path;
-    *out = f;
-    return KD_OK;
+    return exists_node(&path, out);
 }
 
 static int parse_op(fparser *p, kd_fop *op) {
@@ -739,14 +744,7 @@ static int from_json(const kd_json *v, const char *place, kd_filter **out) {
         kd_path path;
         int rc = path_json(x, place, &path);
         if (rc != KD_OK) return rc;
-        kd_filter *f = new_node(KD_F_EXISTS);
-        if (!f) {
-            kd__path_free(&path);
-            return nomem();
-        }
-        f->path = path;
-        *out = f;
-        return KD_OK;
+        return exists_node(&path, out);
     }
     if (!kd__json_get(v, "field", 5))
         return jerr(place, "expected one of \"and\", \"or\", \"not\", \"exists\" or \"field\"");
