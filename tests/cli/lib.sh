@@ -31,4 +31,21 @@ d=json.load(sys.stdin)
 for p in sys.argv[1].split("."):
     d = d[int(p)] if isinstance(d, list) else d[p]
 print(json.dumps(d) if not isinstance(d, str) else d)' "$1"; }
+# field PATH: a member of the JSON document in $OUT (dotted path, as jget).
+field() { printf '%s' "$OUT" | jget "$1"; }
+expect_eq() { if [ "$1" == "$2" ]; then ok; else bad "got '$1', want '$2'"; fi; }
 t_end() { echo "$T_PASS passed, $T_FAIL failed"; [ "$T_FAIL" -eq 0 ]; }
+# expect_error RC CODE REGEX -- CMD...: runs CMD with --json and checks everything about
+# the failure: exit code, one stderr line, and the one JSON error document on stdout.
+expect_error() {
+    local rc=$1 code=$2 re=$3; shift 4
+    run "$KDELTA" --json "$@"
+    expect_rc "$rc"
+    expect_err_has "^kdelta: error: .*$re"
+    expect_eq "$(printf '%s\n' "$ERR" | wc -l)" 1
+    if printf '%s' "$OUT" | python3 -c 'import sys,json
+d=json.loads(sys.stdin.read())
+assert list(d) == ["error"] and sorted(d["error"]) == ["code","message"], d
+assert d["error"]["code"] == sys.argv[1], d
+assert d["error"]["message"] and "\n" not in d["error"]["message"]' "$code"; then ok; else bad "error JSON for: $*"; fi
+}

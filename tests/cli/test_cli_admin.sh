@@ -7,8 +7,6 @@
 . "$(dirname "$0")/lib.sh"
 t_begin
 K() { run "$KDELTA" "$@"; }
-field() { printf '%s' "$OUT" | jget "$1"; }
-expect_eq() { if [ "$1" == "$2" ]; then ok; else bad "got '$1', want '$2'"; fi; }
 # flip FILE MARKER: changes the last byte of the last occurrence of MARKER in FILE
 flip() { python3 - "$1" "$2" <<'PY'
 import sys

@@ -5,8 +5,6 @@
 . "$(dirname "$0")/lib.sh"
 t_begin
 K() { run "$KDELTA" "$@"; }
-field() { printf '%s' "$OUT" | jget "$1"; }
-expect_eq() { if [ "$1" == "$2" ]; then ok; else bad "got '$1', want '$2'"; fi; }
 
 t_case "set then get"
 K set cfg/app '{"debug":true,"level":3}'

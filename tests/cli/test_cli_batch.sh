@@ -6,8 +6,6 @@
 . "$(dirname "$0")/lib.sh"
 t_begin
 K() { run "$KDELTA" "$@"; }
-field() { printf '%s' "$OUT" | jget "$1"; }
-expect_eq() { if [ "$1" == "$2" ]; then ok; else bad "got '$1', want '$2'"; fi; }
 stat_field() { "$KDELTA" --json status | jget "$1"; }
 
 K set users/bob '{"age":40}'

@@ -6,8 +6,6 @@
 . "$(dirname "$0")/lib.sh"
 t_begin
 K() { run "$KDELTA" "$@"; }
-field() { printf '%s' "$OUT" | jget "$1"; }
-expect_eq() { if [ "$1" == "$2" ]; then ok; else bad "got '$1', want '$2'"; fi; }
 # expect_json_eq FIELD JSON: field of $OUT equals JSON (compared as parsed values)
 expect_json_eq() {
     if printf '%s' "$OUT" | python3 -c 'import sys,json

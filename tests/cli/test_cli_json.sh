@@ -6,8 +6,6 @@
 . "$(dirname "$0")/lib.sh"
 t_begin
 K() { run "$KDELTA" "$@"; }
-field() { printf '%s' "$OUT" | jget "$1"; }
-expect_eq() { if [ "$1" == "$2" ]; then ok; else bad "got '$1', want '$2'"; fi; }
 # shape MEMBERS [PATH]: $OUT is one JSON document whose object at PATH (dotted; "" = root)
 # has exactly the comma-separated MEMBERS; hex ids and timestamps are checked too.
 shape() {

@@ -10,8 +10,6 @@
 . "$(dirname "$0")/lib.sh"
 t_begin
 K() { run "$KDELTA" "$@"; }
-field() { printf '%s' "$OUT" | jget "$1"; }
-expect_eq() { if [ "$1" == "$2" ]; then ok; else bad "got '$1', want '$2'"; fi; }
 stat_seq() { "$KDELTA" --json status | jget seq; }
 # keys_of: the record keys of the JSON result in $OUT, space-separated
 keys_of() { printf '%s' "$OUT" | python3 -c 'import sys,json
@@ -25,16 +23,6 @@ pyexpect() {
     if printf '%s' "$OUT" | python3 -c 'import sys,json
 d = json.loads(sys.stdin.read())
 assert eval(sys.argv[1]), d' "$1" 2>"$T_DIR/.py"; then ok; else bad "python check: $1 ($(tail -1 "$T_DIR/.py"))"; fi
-}
-# expect_error RC CODE REGEX -- CMD...: the failure in full: exit code, one stderr line
-# naming the problem, one JSON error document with that code.
-expect_error() {
-    local rc=$1 code=$2 re=$3; shift 4
-    run "$KDELTA" --json "$@"
-    expect_rc "$rc"
-    expect_err_has "^kdelta: error: .*$re"
-    expect_eq "$(printf '%s\n' "$ERR" | wc -l)" 1
-    expect_eq "$(field error.code)" "$code"
 }
 
 cat > shop.ndjson <<'EOF'

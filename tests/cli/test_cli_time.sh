@@ -6,8 +6,6 @@
 . "$(dirname "$0")/lib.sh"
 t_begin
 K() { run "$KDELTA" "$@"; }
-field() { printf '%s' "$OUT" | jget "$1"; }
-expect_eq() { if [ "$1" == "$2" ]; then ok; else bad "got '$1', want '$2'"; fi; }
 # tsadd RFC3339Z MICROS -> the same instant shifted, RFC 3339 UTC with 6 digits
 tsadd() { python3 - "$1" "$2" <<'PY'
 import sys, datetime

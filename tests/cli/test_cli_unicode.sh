@@ -6,8 +6,6 @@
 . "$(dirname "$0")/lib.sh"
 t_begin
 K() { run "$KDELTA" "$@"; }
-field() { printf '%s' "$OUT" | jget "$1"; }
-expect_eq() { if [ "$1" == "$2" ]; then ok; else bad "got '$1', want '$2'"; fi; }
 
 t_case "unicode key with slashes"
 K --json set 'users/日本/ключ' '{"名前":"太郎","emoji":"😀"}'
