@@ -8,7 +8,8 @@
 ** from the log, so it never loses one. Delivery is exactly once per subscription: the
 ** feed's cursor only moves forward.
 **
-** Locking: subs.mu guards the list, the generation and every subscription's stop flag;
+** Locking: subs.mu guards the list and the generation; a subscription's stop flag is
+** atomic (set under subs.mu, so a waiting thread cannot miss it);
 ** it is never held while a callback runs or the log is read.
 **
 ** May call: db (db_int.h, the public feed), query (filter evaluation), base.
@@ -28,7 +29,7 @@ struct kd_subscription {
     kd_feed *feed;
     _Atomic uint64_t done_seq;    /* last seq delivered or skipped */
     pthread_t th;
-    int stop;                     /* under subs.mu */
+    atomic_int stop;              /* set under subs.mu, read anywhere */
     struct kd_subscription *next; /* the list, under subs.mu */
 };
 
@@ -79,15 +80,12 @@ static void *run(void *arg) {
             if (wanted(s, &e)) s->fn(s->ctx, &e);
             atomic_store(&s->done_seq, e.seq);
             kd_entry_clear(&e);
-            pthread_mutex_lock(&ss->mu);
-            int stop = s->stop;
-            pthread_mutex_unlock(&ss->mu);
-            if (stop) return NULL;
+            if (atomic_load(&s->stop)) return NULL;
         }
         pthread_mutex_lock(&ss->mu);
-        while (!s->stop && ss->gen == seen) pthread_cond_wait(&ss->cond, &ss->mu);
+        while (!atomic_load(&s->stop) && ss->gen == seen) pthread_cond_wait(&ss->cond, &ss->mu);
         seen = ss->gen;
-        int stop = s->stop;
+        int stop = atomic_load(&s->stop);
         pthread_mutex_unlock(&ss->mu);
         if (stop) return NULL;
     }
@@ -105,7 +103,7 @@ static void sub_free(kd_subscription *s) {
 /* Stops and frees s, which is on no list any more. */
 static void stop_and_free(kd_subs *ss, kd_subscription *s) {
     pthread_mutex_lock(&ss->mu);
-    s->stop = 1;
+    atomic_store(&s->stop, 1);
     pthread_cond_broadcast(&ss->cond);
     pthread_mutex_unlock(&ss->mu);
     pthread_join(s->th, NULL);
