@@ -27,10 +27,14 @@ BLAKE3_OBJ := $(addprefix $(BUILD)/blake3/,$(BLAKE3_C:.c=.o) $(BLAKE3_S:.S=.o))
 
 LIB_SRC := $(sort $(wildcard src/os/*.c src/base/*.c src/json/*.c src/crypto/*.c \
                              src/log/*.c src/store/*.c src/db/*.c \
-                             src/query/*.c src/views/*.c src/sub/*.c))
+                             src/query/*.c src/views/*.c src/sub/*.c src/wire/*.c))
 LIB_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BLAKE3_OBJ)
-CLI_SRC := $(sort $(wildcard src/cli/*.c))
+CLI_SRC := $(sort $(wildcard src/cli/*.c src/server/*.c))
 CLI_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(CLI_SRC))
+# The server (libmicrohttpd) and the remote CLI (libcurl) live in kdelta, not in the
+# library: an application embedding libkorudelta does not link HTTP code.
+NET_CFLAGS := $(shell pkg-config --cflags libmicrohttpd libcurl 2>/dev/null)
+NET_LIBS   := $(shell pkg-config --libs libmicrohttpd libcurl 2>/dev/null)
 HDRS    := $(wildcard include/*.h src/*/*.h)
 
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
@@ -60,10 +64,14 @@ $(BUILD)/obj/%.o: src/%.c $(HDRS) $(BUILD)/blake3/.stamp
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) -c $< -o $@
 
-# The CLI sees only the public header (and its own): it is a client of the library.
+# The CLI and the server see only the public header (and their own): they are clients of
+# the library.
 $(BUILD)/obj/cli/%.o: src/cli/%.c $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(filter-out -Isrc -I$(BUILD)/blake3,$(CFLAGS_BASE)) -c $< -o $@
+	$(CC) $(filter-out -Isrc -I$(BUILD)/blake3,$(CFLAGS_BASE)) $(NET_CFLAGS) -c $< -o $@
+$(BUILD)/obj/server/%.o: src/server/%.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -Isrc -I$(BUILD)/blake3,$(CFLAGS_BASE)) $(NET_CFLAGS) -c $< -o $@
 
 $(BUILD)/libkorudelta.a: $(LIB_OBJ)
 	@rm -f $@
@@ -71,7 +79,7 @@ $(BUILD)/libkorudelta.a: $(LIB_OBJ)
 $(BUILD)/libkorudelta.so: $(LIB_OBJ)
 	$(CC) -shared -o $@ $^ $(SANFLAGS) $(LDLIBS)
 $(BUILD)/kdelta: $(CLI_OBJ) $(BUILD)/libkorudelta.a
-	$(CC) $(SANFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libkorudelta.a $(LDLIBS)
+	$(CC) $(SANFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libkorudelta.a $(NET_LIBS) $(LDLIBS)
 
 # The .pc file names PREFIX, so `make install PREFIX=...` writes it afresh.
 PC_TEXT = 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: korudelta\nDescription: time-aware embedded JSON database\nVersion: 0.1.0\nRequires.private: libsodium\nLibs: -L$${libdir} -lkorudelta\nLibs.private: -lpthread -lm\nCflags: -I$${includedir}\n'

@@ -127,6 +127,10 @@ typedef struct kd_entry {
 void kd_entry_clear(kd_entry *e);
 void kd_entries_free(kd_entry *entries, size_t n);
 void kd_free(void *p);
+/* Memory that kd_free, kd_entry_clear and the other kd_*_free functions release: a caller
+** that fills a kd_entry (or a kd_result, ...) itself allocates its parts with this. NULL
+** when out of memory. */
+void *kd_malloc(size_t n);
 
 /* ------------------------------------------------------------------------------------ */
 /* Writes                                                                                */
@@ -234,6 +238,10 @@ int kd_list_keys(kd_db *db, const char *ns, const char *after, size_t limit, cha
                  size_t *n);
 void kd_keys_free(char **keys, size_t n);
 
+/* Upper bounds of the fsync latency buckets in kd_stats, microseconds. */
+#define KD_FSYNC_BUCKETS 12
+extern const uint64_t kd_fsync_bucket_us[KD_FSYNC_BUCKETS];
+
 typedef struct kd_stats {
     uint64_t namespaces;   /* namespaces with live keys (system ones excluded) */
     uint64_t keys;         /* live keys (system namespaces excluded) */
@@ -248,6 +256,11 @@ typedef struct kd_stats {
     uint64_t cache_bytes;  /* bytes held by the value cache */
     uint64_t cache_hits, cache_misses;
     uint64_t fsyncs;
+    uint64_t fsync_us;     /* total time spent in those fsyncs, microseconds */
+    uint64_t fsync_hist[KD_FSYNC_BUCKETS]; /* fsyncs taking at most kd_fsync_bucket_us[i]
+                                              microseconds (the last bucket is unbounded);
+                                              not cumulative */
+    uint64_t writes;       /* versions committed through this handle since it was opened */
 } kd_stats;
 int kd_stats_get(kd_db *db, kd_stats *st);
 
@@ -467,6 +480,61 @@ int kd_unsubscribe(kd_subscription *s);
 /* The seq of the last version handed to (or skipped by the filter of) a subscription:
 ** where a new one resumes without a gap or a repeat. */
 uint64_t kd_subscription_seq(const kd_subscription *s);
+
+/* ------------------------------------------------------------------------------------ */
+/* Wire form                                                                             */
+/* The JSON form of a version that the HTTP API speaks (docs/http.md), written and read in
+** one place for the server and its clients. Written canonical (members sorted):
+**   {["change",]"deleted","key","namespace","previous_version","seq","timestamp"[,"value"],
+**    "value_hash","version_id"}
+** value_hash and previous_version are null when absent; value is null for a tombstone;
+** change is "insert", "update" or "delete". */
+#define KD_WIRE_VALUE  1  /* write "value" */
+#define KD_WIRE_CHANGE 2  /* write "change" */
+
+/* Writes e in the wire form (*out released with kd_free). */
+int kd_entry_to_json(const kd_entry *e, int flags, char **out, size_t *len);
+/* Reads a version document (any JSON spelling; unknown members are ignored) into *out,
+** value included when present. Errors: KD_INVALID with the reason. Release with
+** kd_entry_clear. */
+int kd_entry_from_json(const char *json, size_t len, kd_entry *out);
+/* A view as the HTTP API writes it, canonical: {"auto_refresh","created","description",
+** "filter","name","query","records","refreshed","source"} (query embedded as JSON, times
+** in RFC 3339). */
+int kd_view_info_to_json(const kd_view_info *v, char **out, size_t *len);
+
+/* Reading JSON documents in place, without building a tree: what a client of the HTTP API
+** (or of the wire form) needs to pick members out of an answer. The text must be
+** canonical JSON, as the library and the server write it (kd_json_canonical makes any
+** JSON canonical). A kd_json_val names one value inside that text; a missing value has
+** p == NULL. Malformed text reads as missing, never past the end. */
+typedef struct kd_json_val {
+    const char *p;   /* the value's first byte; NULL when missing */
+    size_t len;      /* length of its text (strings include their quotes) */
+} kd_json_val;
+
+enum { KD_JSON_MISSING = 0, KD_JSON_NULL, KD_JSON_BOOL, KD_JSON_NUMBER, KD_JSON_STRING,
+       KD_JSON_ARRAY, KD_JSON_OBJECT };
+
+/* The whole document text[0..len). */
+kd_json_val kd_json_doc(const char *text, size_t len);
+/* KD_JSON_* type of v. */
+int kd_json_type(kd_json_val v);
+/* Member name of object v (missing when v is not an object or has no such member). */
+kd_json_val kd_json_get(kd_json_val v, const char *name);
+/* Iterates an array's elements (or an object's member values, with *name set to the
+** member's key when name is not NULL): start with *pos = 0; 1 while there is one more,
+** then 0. */
+int kd_json_next(kd_json_val v, size_t *pos, kd_json_val *name, kd_json_val *elem);
+/* The decoded UTF-8 of a string value, NUL-terminated, into *out (kd_free); *len (may be
+** NULL) gets its length. KD_INVALID when v is not a string, KD_NOMEM. */
+int kd_json_string(kd_json_val v, char **out, size_t *len);
+/* An integer value (within int64). KD_INVALID when v is not one. */
+int kd_json_int(kd_json_val v, int64_t *out);
+/* A number value as a double. KD_INVALID when v is not a number. */
+int kd_json_double(kd_json_val v, double *out);
+/* true/false. KD_INVALID when v is not a boolean. */
+int kd_json_bool(kd_json_val v, int *out);
 
 /* ------------------------------------------------------------------------------------ */
 /* Helpers                                                                               */

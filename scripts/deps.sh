@@ -3,9 +3,9 @@
 # skipping those already present. Called by the Makefile; safe to run repeatedly.
 # Usage: scripts/deps.sh [build|test|bench|all]   (default: all)
 set -e
-PKGS_BUILD="gcc libc6-dev binutils make pkg-config libsodium-dev librust-blake3-dev"
-PKGS_TEST="libjansson-dev valgrind python3"
-PKGS_BENCH="libsqlite3-dev"
+PKGS_BUILD="gcc libc6-dev binutils make pkg-config libsodium-dev librust-blake3-dev libmicrohttpd-dev libcurl4-openssl-dev"
+PKGS_TEST="libjansson-dev valgrind python3 curl"
+PKGS_BENCH="libsqlite3-dev wrk nginx-light"
 case "${1:-all}" in
   build) PKGS="$PKGS_BUILD" ;;
   test)  PKGS="$PKGS_BUILD $PKGS_TEST" ;;

@@ -166,6 +166,7 @@ const char *kd_strerror(int rc) {
 }
 
 void kd_free(void *p) { kd__free(p); }
+void *kd_malloc(size_t n) { return kd__malloc(n); }
 
 /* ---- logging --------------------------------------------------------------------- */
 static int log_level_from_env(void) {

@@ -844,6 +844,7 @@ static int commit(kd_db *db, kd_batch *b, const kd_put_cond *cond, uint64_t *fir
     }
     pthread_rwlock_unlock(&db->ix_lock);
     db->last_seq = first_seq + b->n - 1;
+    db->writes += b->n;
     db->last_ts = ts;
     kd__wal_written(&db->wal, db->last_seq);
     uint64_t last = db->last_seq;

@@ -39,6 +39,7 @@ struct kd_db {
     pthread_mutex_t list_mu;
     _Atomic uint64_t visible_seq;
     uint64_t last_seq;      /* under wmu */
+    uint64_t writes;        /* versions committed since open, under wmu */
     int64_t last_ts;        /* under wmu */
     kd_buf rec;             /* commit record being built, under wmu */
     int read_only;

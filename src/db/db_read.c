@@ -502,7 +502,12 @@ int kd_stats_get(kd_db *db, kd_stats *st) {
     pthread_rwlock_unlock(&db->ix_lock);
     pthread_mutex_lock(&db->wal.mu);
     st->fsyncs = db->wal.fsyncs;
+    st->fsync_us = db->wal.fsync_us;
+    memcpy(st->fsync_hist, db->wal.fsync_hist, sizeof st->fsync_hist);
     pthread_mutex_unlock(&db->wal.mu);
+    pthread_mutex_lock(&db->wmu);
+    st->writes = db->writes;
+    pthread_mutex_unlock(&db->wmu);
     size_t n = strlen(db->path) + 16;
     char *cp = kd__malloc(n);
     if (cp) {

@@ -14,6 +14,7 @@
 #include "log/wal.h"
 
 #include <stdio.h>
+#include <time.h>
 
 #include "crypto/crc32c.h"
 
@@ -360,6 +361,24 @@ static int preallocate(kd_wal *w, kd_segment *s, uint64_t need) {
     return KD_OK;
 }
 
+const uint64_t kd_fsync_bucket_us[KD_FSYNC_BUCKETS] = {
+    100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 1000000, UINT64_MAX};
+
+static uint64_t mono_us(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
+}
+
+/* Counts one fsync that took us microseconds. Called with w->mu held. */
+static void note_fsync(kd_wal *w, uint64_t us) {
+    int i = 0;
+    while (i < KD_FSYNC_BUCKETS - 1 && us > kd_fsync_bucket_us[i]) i++;
+    w->fsyncs++;
+    w->fsync_us += us;
+    w->fsync_hist[i]++;
+}
+
 int kd__wal_append(kd_wal *w, uint8_t type, const void *payload, uint32_t len, uint64_t *loc) {
     int rc;
     if (w->read_only) return kd__err(KD_READONLY, "database opened read-only");
@@ -368,9 +387,11 @@ int kd__wal_append(kd_wal *w, uint8_t type, const void *payload, uint32_t len, u
     if (s->size > KD_SEG_HEADER && s->size + KD_REC_HEADER + len > w->segment_bytes) {
         /* Rotate: make the old segment durable first, so older segments are always
         ** complete and only the newest can have a torn tail. */
+        uint64_t t0 = mono_us();
         if ((rc = w->vfs->sync(s->file)) != KD_OK) goto fail;
+        uint64_t took = mono_us() - t0;
         pthread_mutex_lock(&w->mu);
-        w->fsyncs++;
+        note_fsync(w, took);
         if (w->written_seq > w->durable_seq) w->durable_seq = w->written_seq;
         pthread_cond_broadcast(&w->cond);
         pthread_mutex_unlock(&w->mu);
@@ -440,10 +461,12 @@ int kd__wal_wait_durable(kd_wal *w, uint64_t seq) {
         uint64_t target = w->written_seq;
         kd_file *f = w->active;
         pthread_mutex_unlock(&w->mu);
+        uint64_t t0 = mono_us();
         int src = w->vfs->sync(f);
+        uint64_t took = mono_us() - t0;
         pthread_mutex_lock(&w->mu);
         w->syncing = 0;
-        w->fsyncs++;
+        note_fsync(w, took);
         if (src != KD_OK) {
             w->failed = 1;
             rc = src;

@@ -88,6 +88,8 @@ typedef struct kd_wal {
     kd_file *active;         /* the active segment's file (what the syncer fsyncs) */
     int failed;              /* an fsync failed: no more writes until reopen */
     uint64_t fsyncs;
+    uint64_t fsync_us;       /* time spent in them */
+    uint64_t fsync_hist[KD_FSYNC_BUCKETS]; /* by kd_fsync_bucket_us */
 } kd_wal;
 
 /* One record as found by the scanner. */
