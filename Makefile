@@ -1,7 +1,7 @@
 # KoruDelta build. `make run` and `make test` install missing Debian packages first
 # (scripts/deps.sh), then build. Targets:
 #   all        library (static + shared), kdelta, korudelta.pc
-#   run        guided demo of history, time travel and diff on the default database
+#   run        guided demo on the default database, then `kdelta serve` on it (port 8080)
 #   test       every test (unit, black-box, crash loop); ends with "N passed, N failed"
 #   asan       the test suite under ASan+UBSan (separate build tree build-asan/)
 #   tsan       the threaded tests (db, crash, query, subscriptions) under ThreadSanitizer (build-tsan/)
@@ -129,14 +129,20 @@ valgrind: deps-test
 
 run: deps
 	@$(MAKE) --no-print-directory all
-	@scripts/demo.sh $(BUILD)/kdelta
+	@scripts/serve.sh $(BUILD)/kdelta
 
 bench: deps-bench
-	@$(MAKE) --no-print-directory all $(BUILD)/bench
+	@$(MAKE) --no-print-directory all $(BUILD)/bench $(BUILD)/bench_http
 	@BUILD=$(BUILD) bench/run.sh
-$(BUILD)/bench: bench/bench.c bench/bench_query.c bench/bench.h $(BUILD)/libkorudelta.a
-	$(CC) $(CFLAGS_BASE) -O2 -o $@ bench/bench.c bench/bench_query.c $(BUILD)/libkorudelta.a \
-	   -lsqlite3 $(LDLIBS)
+$(BUILD)/bench: bench/bench.c bench/bench_query.c bench/bench_common.c bench/bench.h \
+	   $(BUILD)/libkorudelta.a
+	$(CC) $(CFLAGS_BASE) -O2 -o $@ bench/bench.c bench/bench_query.c bench/bench_common.c \
+	   $(BUILD)/libkorudelta.a -lsqlite3 $(LDLIBS)
+# The HTTP figures: a client of kdelta serve, nginx and wrk; it links no KoruDelta code.
+$(BUILD)/bench_http: bench/bench_http.c bench/bench_proc.c bench/bench_common.c \
+	   bench/bench_proc.h bench/bench.h
+	$(CC) $(CFLAGS_BASE) -O2 -o $@ bench/bench_http.c bench/bench_proc.c bench/bench_common.c \
+	   -lsqlite3 -lpthread -lm
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin

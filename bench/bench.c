@@ -16,7 +16,8 @@
 ** 1 when one failed (an API error or a wrong value read back); 2 on bad usage.
 ** docs/benchmarks.md says exactly what each figure measures.
 **
-** Uses only the public API of the library, SQLite and POSIX.
+** Uses only the public API of the library, SQLite, POSIX and bench_common.c (bench.h:
+** helpers, values, writer threads, the table of figures, the SQLite set-up).
 */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,7 +26,6 @@
 #include <math.h>
 #include <pthread.h>
 #include <sqlite3.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -43,139 +43,19 @@
 #define HOT_KEY "hot"
 #define HOT_VERSIONS 1000     /* versions of the key that get_at reads */
 #define LOAD_BATCH 10000      /* versions per commit while loading the big databases */
-#define PUT_KEYS 1000         /* keys each writer thread cycles through */
 #define BATCH_ITEMS 1000      /* puts per commit in put_batch_1000 */
 #define BATCH_KEYS 100000     /* keys put_batch_1000 cycles through */
 #define WRITERS 8
-#define VALUE_MAX 256
-#define SQLITE_CACHE_KIB 65536              /* = KoruDelta's default cache budget */
 
 /* ---- settings and small helpers --------------------------------------------------- */
 
+const char *const g_prog = "bench";
 /* config is in bench.h */
 config g_cfg = {.json = "build/bench.json", .kdelta = "build/kdelta", .keys = 100000,
-                .vpk = 10, .seconds = 1.0, .rounds = 9, .sqlite_mmap = 1LL << 30};
-static atomic_int g_failed; /* a measurement failed: exit 1 */
+                .vpk = 10, .seconds = 1.0, .rounds = 9, .sqlite_mmap = SQLITE_MMAP_DEFAULT};
 
 /* Whether group g (big, fsync, put1, put8, batch, query, viewput, binary) is to run. */
-int wanted(const char *g) {
-    if (!g_cfg.only) return 1;
-    size_t n = strlen(g);
-    for (const char *p = g_cfg.only; (p = strstr(p, g)) != NULL; p += n)
-        if ((p == g_cfg.only || p[-1] == ',') && (p[n] == ',' || p[n] == 0)) return 1;
-    return 0;
-}
-
-void fail(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("bench: ERROR: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    fflush(stderr);
-    g_failed = 1;
-}
-
-double mono(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-static int64_t wall_us(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
-}
-
-/* A strictly increasing timestamp for SQLite rows, like KoruDelta's clock gives. */
-static int64_t next_ts(int64_t *last) {
-    int64_t now = wall_us();
-    *last = now > *last ? now : *last + 1;
-    return *last;
-}
-
-static void sleep_seconds(double s) {
-    struct timespec t = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
-    while (nanosleep(&t, &t) != 0 && errno == EINTR) {}
-}
-
-/* splitmix64: the same sequence of random keys and times for both sides. */
-uint64_t rnd(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* Median of n values; NAN if any is NAN (a failed round fails the figure). */
-double median(double *v, int n) {
-    for (int i = 0; i < n; i++)
-        if (isnan(v[i])) return NAN;
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-char *path_join(const char *dir, const char *name) {
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    if (p) snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
-/* ---- values --------------------------------------------------------------------- */
-
-char *put_s(char *p, const char *s) {
-    size_t n = strlen(s);
-    memcpy(p, s, n);
-    return p + n;
-}
-
-char *put_u(char *p, uint64_t v) {
-    char t[24];
-    int i = 0;
-    do t[i++] = (char)('0' + v % 10); while ((v /= 10) != 0);
-    while (i) *p++ = t[--i];
-    return p;
-}
-
-const char *const CITIES[8] = {"Lisbon", "Osaka", "Nairobi", "Lima",
-                                      "Oslo", "Austin", "Hanoi", "Tallinn"};
-const char *const TAGS[6] = {"admin", "beta", "blue", "green", "pro", "trial"};
-
-/* Version n of the record of user `name`: a ~140-byte JSON object already in canonical
-** form (sorted keys, no whitespace), so KoruDelta hands back exactly these bytes and a
-** read can be checked with memcmp. Every n gives a different value (n is in it), so
-** content deduplication never helps. buf holds VALUE_MAX bytes; name is short. */
-static size_t make_value(char *buf, const char *name, uint64_t n) {
-    char *p = buf;
-    p = put_s(p, "{\"active\":");
-    p = put_s(p, n % 3 ? "true" : "false");
-    p = put_s(p, ",\"age\":");
-    p = put_u(p, 18 + n % 70);
-    p = put_s(p, ",\"city\":\"");
-    p = put_s(p, CITIES[n % 8]);
-    p = put_s(p, "\",\"email\":\"");
-    p = put_s(p, name);
-    p = put_s(p, "@example.com\",\"n\":");
-    p = put_u(p, n);
-    p = put_s(p, ",\"name\":\"");
-    p = put_s(p, name);
-    p = put_s(p, "\",\"score\":");
-    p = put_u(p, (n * 7919) % 1000);
-    p = put_s(p, ",\"tags\":[\"");
-    p = put_s(p, TAGS[n % 6]);
-    p = put_s(p, "\",\"");
-    p = put_s(p, TAGS[(n / 6) % 6]);
-    p = put_s(p, "\"]}");
-    return (size_t)(p - buf);
-}
+int wanted(const char *g) { return !g_cfg.only || listed(g_cfg.only, g); }
 
 /* Key k of the big database: "user0000042". Names are KEY_W bytes apart in one block. */
 #define KEY_W 16
@@ -195,45 +75,6 @@ static int check_bytes(const char *what, const char *got, size_t got_len, const 
 
 /* ---- machine facts ---------------------------------------------------------------- */
 
-/* The filesystem holding path, from /proc/self/mountinfo: "ext4 on /dev/vda (/)". */
-static void filesystem_of(const char *path, char *out, size_t outn) {
-    char real[PATH_MAX], line[4096], best_mnt[PATH_MAX] = "", best_desc[512] = "unknown";
-    size_t best = 0;
-    if (!realpath(path, real)) snprintf(real, sizeof real, "%s", path);
-    FILE *f = fopen("/proc/self/mountinfo", "r");
-    while (f && fgets(line, sizeof line, f)) {
-        char mnt[PATH_MAX], fstype[64], src[256];
-        char *dash = strstr(line, " - ");
-        if (!dash || sscanf(line, "%*s %*s %*s %*s %4095s", mnt) != 1) continue;
-        if (sscanf(dash + 3, "%63s %255s", fstype, src) != 2) continue;
-        size_t n = strlen(mnt);
-        int under = strncmp(real, mnt, n) == 0 && (real[n] == '/' || real[n] == 0 || n == 1);
-        if (under && n >= best) {
-            best = n;
-            snprintf(best_mnt, sizeof best_mnt, "%s", mnt);
-            snprintf(best_desc, sizeof best_desc, "%s on %s", fstype, src);
-        }
-    }
-    if (f) fclose(f);
-    snprintf(out, outn, "%s (mounted at %s)", best_desc, best_mnt);
-}
-
-static void cpu_model(char *out, size_t n) {
-    char line[512];
-    snprintf(out, n, "unknown CPU");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    while (f && fgets(line, sizeof line, f)) {
-        char *c = strchr(line, ':');
-        if (strncmp(line, "model name", 10) == 0 && c) {
-            c += strspn(c + 1, " ") + 1;
-            c[strcspn(c, "\n")] = 0;
-            snprintf(out, n, "%s", c);
-            break;
-        }
-    }
-    if (f) fclose(f);
-}
-
 /* Resident memory from /proc/self/status: total, anonymous and file-backed, in bytes. */
 typedef struct mem { long rss, anon, file; } mem;
 static mem mem_now(void) {
@@ -250,186 +91,11 @@ static mem mem_now(void) {
     return m;
 }
 
-/* ---- the table of figures ------------------------------------------------------- */
+/* ---- SQLite queries (SQ_SCHEMA and SQ_INSERT are in bench.h) -------------------- */
 
-/* figure and goal_kind are in bench.h */
-static figure g_fig[32];
-static int g_nfig;
-
-void add_figure(figure f) {
-    if (g_nfig < (int)(sizeof g_fig / sizeof g_fig[0])) g_fig[g_nfig++] = f;
-}
-
-static double ratio_of(const figure *f) {
-    if (f->ratio_null || isnan(f->kd) || isnan(f->base) || f->kd <= 0 || f->base <= 0) return NAN;
-    return f->higher_better ? f->kd / f->base : f->base / f->kd;
-}
-
-/* "MET", "MISSED", "-" (no goal) or "ERROR" (no figure). Decided on unrounded numbers. */
-static const char *status_of(const figure *f) {
-    double r = ratio_of(f);
-    if (isnan(f->kd) && f->absent) return f->absent;
-    switch (f->goal_kind) {
-    case GOAL_NONE: return isnan(f->kd) ? "ERROR" : "-";
-    case GOAL_RATIO_MIN: return isnan(r) ? "ERROR" : r >= f->goal ? "MET" : "MISSED";
-    case GOAL_KD_MAX: return isnan(f->kd) ? "ERROR" : f->kd <= f->goal ? "MET" : "MISSED";
-    }
-    return "?";
-}
-
-/* Printed numbers never flatter KoruDelta: its throughput and the ratio are rounded
-** down, its times and sizes up. */
-static void fmt_num(char *out, size_t n, double v, const char *unit, int round_up) {
-    int digits = strcmp(unit, "s") == 0 ? 4 : strcmp(unit, "bytes") == 0 ? 0
-               : strcmp(unit, "bytes/version") == 0 ? 2 : strcmp(unit, "ms") == 0 ? 3
-               : strcmp(unit, "us") == 0 ? 2 : 0;
-    if (isnan(v)) {
-        snprintf(out, n, "-");
-        return;
-    }
-    double scale = pow(10, digits);
-    double r = round_up ? ceil(v * scale - 1e-9) / scale : floor(v * scale + 1e-9) / scale;
-    snprintf(out, n, "%.*f", digits, r);
-}
-
-static void print_table(void) {
-    printf("\n%-29s %-14s %14s %14s %9s %-10s %s\n", "name", "unit", "kdelta", "baseline", "ratio",
-           "goal", "status");
-    for (int i = 0; i < g_nfig; i++) {
-        const figure *f = &g_fig[i];
-        char kd[32], base[32], ratio[32];
-        fmt_num(kd, sizeof kd, f->kd, f->unit, !f->higher_better);
-        fmt_num(base, sizeof base, f->base, f->unit, f->higher_better);
-        double r = ratio_of(f);
-        if (isnan(r)) snprintf(ratio, sizeof ratio, "-");
-        else snprintf(ratio, sizeof ratio, "%.3f", floor(r * 1000) / 1000);
-        printf("%-29s %-14s %14s %14s %9s %-10s %s\n", f->name, f->unit, kd, base, ratio,
-               f->goal_text ? f->goal_text : "-", status_of(f));
-    }
-    fflush(stdout);
-}
-
-static void json_num(FILE *f, double v) {
-    if (isnan(v)) fputs("null", f);
-    else fprintf(f, "%.10g", v);
-}
-
-static void json_str(FILE *f, const char *s) {
-    if (!s) {
-        fputs("null", f);
-        return;
-    }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"' || *s == '\\') fprintf(f, "\\%c", *s);
-        else if ((unsigned char)*s < 0x20) fprintf(f, "\\u%04x", *s);
-        else fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
-static int write_json(const char *path) {
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        fail("cannot write %s: %s", path, strerror(errno));
-        return -1;
-    }
-    fputs("[\n", f);
-    for (int i = 0; i < g_nfig; i++) {
-        const figure *g = &g_fig[i];
-        int has_base = !isnan(g->base);
-        fputs("  {\"name\":", f);
-        json_str(f, g->name);
-        fputs(",\"unit\":", f);
-        json_str(f, g->unit);
-        fputs(",\"kdelta\":", f);
-        json_num(f, g->kd);
-        fputs(",\"baseline\":", f);
-        json_num(f, g->base);
-        fputs(",\"baseline_name\":", f);
-        json_str(f, has_base ? g->base_name : NULL);
-        fputs(",\"ratio\":", f);
-        json_num(f, ratio_of(g));
-        fputs(i + 1 < g_nfig ? "},\n" : "}\n", f);
-    }
-    fputs("]\n", f);
-    if (fclose(f) != 0) {
-        fail("cannot write %s: %s", path, strerror(errno));
-        return -1;
-    }
-    return 0;
-}
-
-/* ---- SQLite set-up -------------------------------------------------------------- */
-
-#define SQ_SCHEMA                                                                        \
-    "CREATE TABLE IF NOT EXISTS history(ns TEXT NOT NULL, key TEXT NOT NULL,"            \
-    " ts INTEGER NOT NULL, value TEXT NOT NULL, PRIMARY KEY(ns, key, ts)) WITHOUT ROWID"
-#define SQ_INSERT "INSERT INTO history(ns, key, ts, value) VALUES(?1, ?2, ?3, ?4)"
 #define SQ_LATEST "SELECT value FROM history WHERE ns=?1 AND key=?2 ORDER BY ts DESC LIMIT 1"
 #define SQ_AT \
     "SELECT value FROM history WHERE ns=?1 AND key=?2 AND ts<=?3 ORDER BY ts DESC LIMIT 1"
-
-int sq_exec(sqlite3 *db, const char *sql) {
-    char *err = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &err) == SQLITE_OK) return 0;
-    fail("sqlite: %s: %s", sql, err ? err : sqlite3_errmsg(db));
-    sqlite3_free(err);
-    return -1;
-}
-
-/* One connection per thread (hence NOMUTEX), each configured the same way. */
-sqlite3 *sq_open(const char *path) {
-    sqlite3 *db = NULL;
-    char pragma[128];
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
-    if (sqlite3_open_v2(path, &db, flags, NULL) != SQLITE_OK) {
-        fail("sqlite open %s: %s", path, db ? sqlite3_errmsg(db) : "out of memory");
-        sqlite3_close(db);
-        return NULL;
-    }
-    sqlite3_busy_timeout(db, 10000);
-    snprintf(pragma, sizeof pragma, "PRAGMA cache_size=-%d; PRAGMA mmap_size=%lld",
-             SQLITE_CACHE_KIB, g_cfg.sqlite_mmap);
-    if (sq_exec(db, "PRAGMA journal_mode=WAL") || sq_exec(db, "PRAGMA synchronous=FULL") ||
-        sq_exec(db, pragma) || sq_exec(db, SQ_SCHEMA)) {
-        sqlite3_close(db);
-        return NULL;
-    }
-    return db;
-}
-
-sqlite3_stmt *sq_prepare(sqlite3 *db, const char *sql) {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-        fail("sqlite prepare %s: %s", sql, sqlite3_errmsg(db));
-        return NULL;
-    }
-    return st;
-}
-
-/* Inserts one row; retries while another connection holds the write lock past the busy
-** timeout (never seen in practice with a 10 s timeout, but not an error). */
-static int sq_insert(sqlite3_stmt *st, const char *key, int64_t ts, const char *val, size_t len) {
-    int rc;
-    sqlite3_bind_text(st, 1, NS, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, ts);
-    sqlite3_bind_text(st, 4, val, (int)len, SQLITE_STATIC);
-    while ((rc = sqlite3_step(st)) == SQLITE_BUSY) sqlite3_reset(st);
-    sqlite3_reset(st);
-    if (rc == SQLITE_DONE) return 0;
-    fail("sqlite insert: %s", sqlite3_errmsg(sqlite3_db_handle(st)));
-    return -1;
-}
-
-static int64_t sq_count(sqlite3 *db) {
-    int64_t n = -1;
-    sqlite3_stmt *st = sq_prepare(db, "SELECT count(*) FROM history");
-    if (st && sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return n;
-}
 
 /* ---- fsync ceiling ---------------------------------------------------------------- */
 
@@ -495,88 +161,24 @@ static void bench_fsync(void) {
 
 /* ---- durable single puts, 1 or 8 threads ------------------------------------------ */
 
-typedef struct writer {
-    pthread_t th;
-    int id;
-    kd_db *kd;                 /* KoruDelta side: shared handle */
-    sqlite3 *sq;               /* SQLite side: this thread's connection */
-    sqlite3_stmt *ins;
-    int64_t last_ts;
-    uint64_t n;                /* puts done by this thread over all rounds */
-    uint64_t ops;              /* puts done this round */
-    int err;
-    atomic_int *stop;
-} writer;
-
-static void writer_key(const writer *w, char *key) {
-    char *p = put_s(key, "t");
-    p = put_u(p, (uint64_t)w->id);
-    p = put_s(p, "-k");
-    p = put_u(p, w->n % PUT_KEYS);
-    *p = 0;
-}
-
+/* The KoruDelta side of a writer (bench.h; w->kd is the shared kd_db). */
 static void *kd_writer(void *arg) {
     writer *w = arg;
+    kd_db *db = w->kd;
     char key[32], val[VALUE_MAX];
     while (!atomic_load_explicit(w->stop, memory_order_relaxed)) {
-        writer_key(w, key);
-        size_t len = make_value(val, key, w->n);
-        int rc = kd_put(w->kd, NS, key, val, len, NULL, NULL);
+        put_key(key, w->id, w->kd_n);
+        size_t len = make_value(val, key, w->kd_n);
+        int rc = kd_put(db, NS, key, val, len, NULL, NULL);
         if (rc != KD_OK) {
-            fail("kd_put: %s", kd_errmsg(w->kd));
+            fail("kd_put: %s", kd_errmsg(db));
             w->err = 1;
             break;
         }
-        w->n++;
+        w->kd_n++;
         w->ops++;
     }
     return NULL;
-}
-
-static void *sq_writer(void *arg) {
-    writer *w = arg;
-    char key[32], val[VALUE_MAX];
-    while (!atomic_load_explicit(w->stop, memory_order_relaxed)) {
-        writer_key(w, key);
-        size_t len = make_value(val, key, w->n);
-        if (sq_insert(w->ins, key, next_ts(&w->last_ts), val, len) != 0) {
-            w->err = 1;
-            break;
-        }
-        w->n++;
-        w->ops++;
-    }
-    return NULL;
-}
-
-/* Runs nt writers for `seconds`: total puts per second, start of the first thread to
-** the end of the last. */
-static double run_writers(writer *w, int nt, void *(*body)(void *), double seconds) {
-    atomic_int stop = 0;
-    int started = 0;
-    uint64_t ops = 0;
-    double t0 = mono();
-    for (int i = 0; i < nt; i++) {
-        w[i].stop = &stop;
-        w[i].ops = 0;
-        w[i].err = 0;
-        if (pthread_create(&w[i].th, NULL, body, &w[i]) != 0) {
-            fail("pthread_create failed");
-            break;
-        }
-        started++;
-    }
-    sleep_seconds(seconds);
-    atomic_store(&stop, 1);
-    int err = started < nt;
-    for (int i = 0; i < started; i++) {
-        pthread_join(w[i].th, NULL);
-        ops += w[i].ops;
-        err |= w[i].err;
-    }
-    double t = mono() - t0;
-    return err ? NAN : (double)ops / t;
 }
 
 typedef struct put_ctx {
@@ -607,7 +209,8 @@ static int put_setup(put_ctx *c, const char *name, int nt) {
     for (int i = 0; i < nt; i++) {
         c->w[i].id = i;
         c->w[i].kd = c->kd;
-        if (!(c->sq[i] = sq_open(c->sq_path))) return -1;
+        c->w[i].ns = NS;
+        if (!(c->sq[i] = sq_open(c->sq_path, g_cfg.sqlite_mmap))) return -1;
         c->w[i].sq = c->sq[i];
         if (!(c->w[i].ins = sq_prepare(c->sq[i], SQ_INSERT))) return -1;
     }
@@ -658,59 +261,37 @@ static double put_round(void *ctx, int sqlite_side) {
     return run_writers(c->w, c->nt, sqlite_side ? sq_writer : kd_writer, g_cfg.seconds);
 }
 
-/* put_durable_1thread / put_durable_8threads. The KoruDelta writers and the SQLite
-** writers keep separate counters, so swap them in and out around each side's rounds. */
-typedef struct put_pair {
-    put_ctx c;
-    uint64_t kd_n[WRITERS], sq_n[WRITERS];
-    int64_t sq_ts[WRITERS];
-} put_pair;
-
-static double put_pair_round(void *ctx, int sqlite_side) {
-    put_pair *p = ctx;
-    for (int i = 0; i < p->c.nt; i++) {
-        p->c.w[i].n = sqlite_side ? p->sq_n[i] : p->kd_n[i];
-        p->c.w[i].last_ts = p->sq_ts[i];
-    }
-    double r = put_round(&p->c, sqlite_side);
-    for (int i = 0; i < p->c.nt; i++) {
-        if (sqlite_side) p->sq_n[i] = p->c.w[i].n;
-        else p->kd_n[i] = p->c.w[i].n;
-        p->sq_ts[i] = p->c.w[i].last_ts;
-    }
-    return r;
-}
-
+/* put_durable_1thread / put_durable_8threads. Each writer keeps a counter per side. */
 static void bench_put_durable(const char *name, int nt, double goal, const char *goal_text) {
-    put_pair *p = calloc(1, sizeof *p);
+    put_ctx *c = calloc(1, sizeof *c);
     double kd = NAN, sq = NAN;
-    if (!p) {
+    if (!c) {
         fail("out of memory");
         return;
     }
     uint64_t kd_fsyncs0 = 0;
-    if (put_setup(&p->c, name, nt) == 0) {
+    if (put_setup(c, name, nt) == 0) {
         kd_stats st;
-        if (kd_stats_get(p->c.kd, &st) == KD_OK) kd_fsyncs0 = st.fsyncs;
-        rounds(name, put_pair_round, p, &kd, &sq);
+        if (kd_stats_get(c->kd, &st) == KD_OK) kd_fsyncs0 = st.fsyncs;
+        rounds(name, put_round, c, &kd, &sq);
         uint64_t kdn = 0, sqn = 0;
         for (int i = 0; i < nt; i++) {
-            kdn += p->kd_n[i];
-            sqn += p->sq_n[i];
+            kdn += c->w[i].kd_n;
+            sqn += c->w[i].sq_n;
         }
-        if (kd_stats_get(p->c.kd, &st) == KD_OK && st.fsyncs > kd_fsyncs0)
+        if (kd_stats_get(c->kd, &st) == KD_OK && st.fsyncs > kd_fsyncs0)
             printf("  %-24s KoruDelta: %llu puts, %llu fsyncs (%.2f puts per fsync)\n", name,
                    (unsigned long long)kdn, (unsigned long long)(st.fsyncs - kd_fsyncs0),
                    (double)kdn / (double)(st.fsyncs - kd_fsyncs0));
-        put_teardown(&p->c, kdn, sqn);
+        put_teardown(c, kdn, sqn);
     } else {
-        put_teardown(&p->c, 0, 0);
+        put_teardown(c, 0, 0);
     }
     add_figure((figure){.name = name, .unit = "ops/s", .kd = kd, .base = sq, .higher_better = 1,
                         .base_name = nt == 1 ? "sqlite: 1 INSERT per transaction"
                                              : "sqlite: 8 connections, 1 INSERT per transaction",
                         .goal_kind = GOAL_RATIO_MIN, .goal = goal, .goal_text = goal_text});
-    free(p);
+    free(c);
 }
 
 /* ---- batches of 1,000 ------------------------------------------------------------- */
@@ -760,7 +341,7 @@ static double batch_round(void *ctx, int sqlite_side) {
             for (int i = 0; i < BATCH_ITEMS; i++) {
                 batch_key(key, c->sq_n + (uint64_t)i);
                 size_t len = make_value(val, key, c->sq_n + (uint64_t)i);
-                if (sq_insert(c->ins, key, ts, val, len) != 0) return NAN;
+                if (sq_insert(c->ins, NS, key, ts, val, len) != 0) return NAN;
             }
             if (sqlite3_step(c->commit) != SQLITE_DONE) {
                 fail("sqlite COMMIT: %s", sqlite3_errmsg(c->sq));
@@ -805,30 +386,6 @@ typedef struct load_report {
     kd_stats st;
     int64_t hot_ts[HOT_VERSIONS];
 } load_report;
-
-static int write_all(int fd, const void *p, size_t n) {
-    const char *c = p;
-    while (n) {
-        ssize_t w = write(fd, c, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return -1;
-        c += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-static int read_all(int fd, void *p, size_t n) {
-    char *c = p;
-    while (n) {
-        ssize_t r = read(fd, c, n);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) return -1;
-        c += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
 
 /* Round v of the load: versions v of every key, LOAD_BATCH keys per commit. */
 static int kd_load(kd_db *db) {
@@ -955,7 +512,7 @@ static int sq_load(sqlite3 *db, int64_t *hot_ts, double *seconds) {
             if ((rc = sq_exec(db, "BEGIN")) != 0) break;
             for (uint32_t k = k0; k < k0 + LOAD_BATCH && k < g_cfg.keys && rc == 0; k++) {
                 size_t len = make_value(val, big_key(k), big_n(k, v));
-                rc = sq_insert(ins, big_key(k), ts, val, len);
+                rc = sq_insert(ins, NS, big_key(k), ts, val, len);
             }
             if (rc == 0) rc = sq_exec(db, "COMMIT");
         }
@@ -966,7 +523,7 @@ static int sq_load(sqlite3 *db, int64_t *hot_ts, double *seconds) {
     for (int i = 0; i < HOT_VERSIONS && rc == 0; i++) {
         size_t len = make_value(val, HOT_KEY, (uint64_t)i);
         hot_ts[i] = next_ts(&last);
-        rc = sq_insert(ins, HOT_KEY, hot_ts[i], val, len);
+        rc = sq_insert(ins, NS, HOT_KEY, hot_ts[i], val, len);
     }
     if (rc == 0) rc = sq_exec(db, "COMMIT");
     sqlite3_finalize(ins);
@@ -1131,7 +688,7 @@ static void bench_big(void) {
                (double)lr.st.index_bytes / (double)versions, (unsigned long long)lr.st.log_bytes,
                (unsigned long long)lr.st.disk_bytes, (unsigned long long)lr.st.cache_bytes);
     }
-    if ((sq = sq_open(sq_path))) {
+    if ((sq = sq_open(sq_path, g_cfg.sqlite_mmap))) {
         double t;
         if (sq_load(sq, sq_hot_ts, &t) == 0) {
             sq_load_s = t;
@@ -1176,7 +733,7 @@ static void bench_big(void) {
     }
     if (!isnan(sq_load_s)) {
         double t0 = mono();
-        if ((sq = sq_open(sq_path))) {
+        if ((sq = sq_open(sq_path, g_cfg.sqlite_mmap))) {
             rc->sq = sq;
             rc->latest = sq_prepare(sq, SQ_LATEST);
             rc->at = sq_prepare(sq, SQ_AT);
@@ -1362,20 +919,14 @@ int main(int argc, char **argv) {
         "put_batch_1000", "get_latest", "get_at", "reopen_1m_seconds", "index_bytes_per_version",
         "binary_bytes", "query_filter_sort_100k", "query_group_by_100k", "view_vs_query",
         "put_with_5_views", "index_anon_bytes_per_version", "load_1m_seconds"};
-    figure sorted[32];
-    int ns = 0;
-    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
-        for (int j = 0; j < g_nfig; j++)
-            if (strcmp(g_fig[j].name, order[i]) == 0) sorted[ns++] = g_fig[j];
-    memcpy(g_fig, sorted, (size_t)ns * sizeof *sorted);
-    g_nfig = ns;
+    order_figures(order, sizeof order / sizeof order[0]);
 
     print_table();
     printf("\n(ratio > 1: KoruDelta better; throughput ratio = kdelta/baseline, times ="
            " baseline/kdelta; the baseline is SQLite unless baseline_name in the JSON says"
            " otherwise; total bench time %.0f s)\n", mono() - t0);
-    write_json(g_cfg.json);
+    write_json(g_cfg.json, 0);
     printf("figures written to %s\n", g_cfg.json);
     free(g_keys);
-    return g_failed ? 1 : 0;
+    return failed() ? 1 : 0;
 }

@@ -218,7 +218,7 @@ static int kd_load_docs(const char *dir, const dataset *ds, kd_db **out, double 
 /* The same documents into a docs table of a fresh SQLite file, in one transaction; then
 ** closes it and reopens it (WAL, synchronous=FULL, as every SQLite baseline). */
 static sqlite3 *sq_load_docs(const char *path, const dataset *ds, double *seconds) {
-    sqlite3 *db = sq_open(path);
+    sqlite3 *db = sq_open(path, g_cfg.sqlite_mmap);
     sqlite3_stmt *ins = NULL;
     int rc = -1;
     double t0 = mono();
@@ -240,7 +240,7 @@ out:
     sqlite3_finalize(ins);
     *seconds = mono() - t0;
     sqlite3_close(db);
-    return rc == 0 ? sq_open(path) : NULL;
+    return rc == 0 ? sq_open(path, g_cfg.sqlite_mmap) : NULL;
 }
 
 /* ---- rounds ----------------------------------------------------------------------- */

@@ -46,6 +46,11 @@ if [ -z "${KD_VALGRIND:-}" ] && [ -z "${KD_UNIT_ONLY:-}" ]; then
         [ -f "$s" ] || continue
         run_one "$(basename "$s")" 600 bash "$s"
     done
+    # Black-box tests of `kdelta serve` (Python standard library only).
+    for s in tests/server/test_*.py; do
+        [ -f "$s" ] || continue
+        run_one "$(basename "$s")" 600 python3 "$s"
+    done
     for e in "$BUILD"/examples/*; do
         [ -x "$e" ] || continue
         d=$(mktemp -d)

@@ -5,10 +5,13 @@
 ** May call: the public API in include/korudelta.h only. Nothing from src/ outside cli/.
 **
 ** How a run goes: cli_main.c parses argv into a struct cli and calls the command's
-** handler (cli_cmds.c, cli_diff.c, cli_batch.c, cli_query.c). A handler validates its
-** arguments first, then opens the database (cli_open_db), so that bad input writes
-** nothing; it writes its whole output into c->out and returns an exit code, or records
-** the error with cli_fail*().
+** handler (cli_cmds.c, cli_diff.c, cli_batch.c, cli_query.c, cli_watch.c). A handler
+** validates its arguments first, then connects (cli_connect in cli_ops.h: the local
+** database, or a server through --url / KORU_URL / <db>/serve.addr), so that bad input
+** writes nothing; it reaches the database only through the cli_op_* calls, writes its
+** whole output into c->out and returns an exit code, or records the error with
+** cli_fail*(). (`watch` prints as it goes; `serve`, in cli_serve.c, opens the database
+** with cli_open_db and never goes to a server.)
 ** main() then closes the database and only afterwards writes either the output or the
 ** error, so that with --json stdout always holds exactly one JSON document, even when
 ** closing the database fails.
@@ -109,6 +112,13 @@ typedef struct cli {
     int nqopts;
     int auto_refresh;           /* view create --auto-refresh */
     const char *description;    /* view create --description */
+    const char *port;           /* serve --port (validated by the command) */
+    const char *bind;           /* serve --bind */
+    const char *max_body;       /* serve --max-body */
+    const char *max_connections;/* serve --max-connections */
+    const char *since;          /* watch --since */
+    const char *types;          /* watch --types */
+    const char *url;            /* --url or KORU_URL: run the command against a server */
 
     const char *pos[CLI_MAX_POS];
     int npos;
@@ -118,7 +128,19 @@ typedef struct cli {
     unsigned opt_seen;          /* CLI_OPT_* bits given on the line */
     const char *opt_first[32];  /* how each was spelled, by bit number (for messages) */
 
-    kd_db *db;                  /* open while a command runs */
+    kd_db *db;                  /* open while a command runs (local mode) */
+
+    /* remote mode (cli_ops.c, cli_http.c): the command runs against a server */
+    int remote;                 /* set by cli_connect: every cli_op_* goes over HTTP */
+    int routed;                 /* the server was found through <db>/serve.addr */
+    char *remote_url;           /* its base URL, no trailing '/' (owned) */
+    struct cli_http *http;      /* the libcurl handle, one per process (keep-alive) */
+    char busy_msg[1024];        /* when routed: the local open's busy error, reported
+                                   instead if the server cannot be reached */
+    int op_msg_set;             /* a remote operation failed: op_msg is its message, */
+    char op_msg[1024];          /* used (once) by cli_fail_kd instead of kd_errmsg */
+    int err_final;              /* the recorded error stands (connection failure): later
+                                   cli_fail calls keep it */
     cli_buf out;                /* what goes to stdout on success */
 
     /* the error to report, if any */
@@ -154,7 +176,13 @@ enum {
     CLI_OPT_SELECT = 1u << 12,
     CLI_OPT_AGG = 1u << 13,         /* --count --sum --avg --min --max --distinct --group-by */
     CLI_OPT_AUTO_REFRESH = 1u << 14,
-    CLI_OPT_DESCRIPTION = 1u << 15
+    CLI_OPT_DESCRIPTION = 1u << 15,
+    CLI_OPT_PORT = 1u << 16,
+    CLI_OPT_BIND = 1u << 17,
+    CLI_OPT_MAX_BODY = 1u << 18,
+    CLI_OPT_MAX_CONN = 1u << 19,
+    CLI_OPT_SINCE = 1u << 20,
+    CLI_OPT_TYPES = 1u << 21
 };
 
 /* ---- errors --------------------------------------------------------------------------- */
@@ -174,10 +202,17 @@ const char *cli_error_code(int rc);
 int cli_split_name(cli *c, const char *arg, int allow_system, char **ns, char **key);
 /* Reads a whole file ("-" = stdin) into *out (NUL-terminated, free with free()). */
 int cli_read_file(cli *c, const char *path, char **out, size_t *len);
-/* Opens c->db_path with the options from the command line. Returns 0 or an exit code. */
+/* Opens c->db_path with the options from the command line. Returns 0 or an exit code.
+** A plain local open: commands reach the database through cli_connect (cli_ops.h), which
+** may go to a server instead; only `serve` calls this directly. */
 int cli_open_db(cli *c);
 /* The first 8 hex digits of an id. */
 void cli_short_id(const uint8_t id[32], char out[9]);
+/* How much of a value a one-line listing (log, watch) shows. */
+#define CLI_SHORT_VALUE_MAX 72
+/* Appends at most CLI_SHORT_VALUE_MAX bytes of v, cut at a UTF-8 character boundary and
+** ending in "..." when shortened. */
+void cli_add_short_value(cli_buf *b, const char *v, size_t len);
 /* Pretty JSON (two-space indent) of a canonical value, appended to b with a newline. */
 int cli_put_pretty(cli *c, cli_buf *b, const char *json, size_t len);
 
@@ -193,5 +228,7 @@ int cli_cmd_status(cli *c);
 int cli_cmd_check(cli *c);
 int cli_cmd_query(cli *c);
 int cli_cmd_view(cli *c);
+int cli_cmd_serve(cli *c);   /* cli_serve.c */
+int cli_cmd_watch(cli *c);   /* cli_watch.c */
 
 #endif /* KD_CLI_H */

@@ -3,7 +3,7 @@
 **   {"op":"put"|"delete","namespace":"..","key":"..","value":<any JSON>}
 ** and commits them as one atomic batch (kd_batch_*).
 **
-** May call: the public API (korudelta.h), cli.h helpers, the C library.
+** May call: the public API (korudelta.h), cli.h and cli_ops.h, the C library.
 **
 ** There is no public JSON tree, so each line is first validated and canonicalised by
 ** kd_json_canonical (which rejects bad JSON, duplicate members, bad UTF-8) and then read
@@ -14,13 +14,14 @@
 **
 ** Every line is checked before the database is opened, and deletes of missing keys before
 ** the commit, so a bad line is reported by its line number and nothing is written; the
-** library refuses a failing batch whole in any case.
+** library (or the server, which commits the batch the same way) refuses a failing batch
+** whole in any case.
 */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "cli_ops.h"
 
 typedef struct batch_item {
     size_t line;        /* 1-based line number in the input */
@@ -257,8 +258,7 @@ static int check_deletes(cli *c, const batch_item *items, size_t n) {
     for (size_t i = 0; i < n; i++) {
         kd_entry e;
         if (!items[i].is_delete) continue;
-        memset(&e, 0, sizeof e);
-        int rc = kd_get(c->db, items[i].ns, items[i].key, &e);
+        int rc = cli_op_get(c, items[i].ns, items[i].key, &e);
         kd_entry_clear(&e);
         if (rc == KD_NOTFOUND)
             return cli_fail(c, KD_NOTFOUND, "line %zu: cannot delete %s/%s: not found", items[i].line,
@@ -270,9 +270,9 @@ static int check_deletes(cli *c, const batch_item *items, size_t n) {
 
 int cli_cmd_batch(cli *c) {
     char *text = NULL;
-    size_t len = 0, count = 0;
+    size_t len = 0, count = 0, bad;
     batch_item *items = NULL;
-    kd_batch *b = NULL;
+    cli_batch_op *ops = NULL;
     kd_options o;
     uint64_t first = 0, last = 0;
     int rc, code;
@@ -280,26 +280,24 @@ int cli_cmd_batch(cli *c) {
     kd_options_init(&o);
     if ((code = cli_read_file(c, c->pos[0], &text, &len)) != 0) goto out;
     if ((code = parse_input(c, text, len, o.max_value_bytes, &items, &count)) != 0) goto out;
-    if ((code = cli_open_db(c)) != 0) goto out;
+    if ((code = cli_connect(c)) != 0) goto out;
     if ((code = check_deletes(c, items, count)) != 0) goto out;
     if (count > 0) {
-        b = kd_batch_new();
-        if (!b) {
+        ops = calloc(count, sizeof *ops);
+        if (!ops) {
             code = cli_fail(c, KD_NOMEM, "out of memory");
             goto out;
         }
-        for (size_t i = 0; i < count; i++) {
-            const batch_item *it = &items[i];
-            rc = it->is_delete ? kd_batch_delete(b, it->ns, it->key)
-                               : kd_batch_put(b, it->ns, it->key, it->value, it->value_len);
-            if (rc != KD_OK) {
-                char what[64];
-                snprintf(what, sizeof what, "line %zu", it->line);
-                code = cli_fail_kd(c, rc, what);
-                goto out;
-            }
+        for (size_t i = 0; i < count; i++)
+            ops[i] = (cli_batch_op){items[i].ns, items[i].key, items[i].value, items[i].value_len,
+                                    items[i].is_delete};
+        rc = cli_op_batch(c, ops, count, &first, &last, &bad);
+        if (rc != KD_OK && bad < count) {
+            char what[64];
+            snprintf(what, sizeof what, "line %zu", items[bad].line);
+            code = cli_fail_kd(c, rc, what);
+            goto out;
         }
-        rc = kd_batch_commit(c->db, b, &first, &last);
         if (rc != KD_OK) {
             code = cli_fail_kd(c, rc, "batch refused, nothing written");
             goto out;
@@ -320,7 +318,7 @@ int cli_cmd_batch(cli *c) {
     }
     code = 0;
 out:
-    if (b) kd_batch_free(b);
+    free(ops);
     for (size_t i = 0; i < count; i++) {
         kd_free(items[i].canon);
         free(items[i].ns);

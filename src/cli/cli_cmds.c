@@ -1,17 +1,18 @@
 /*
 ** cli_cmds.c — the single-key and database-wide commands of `kdelta`: set, get, delete,
 ** log, list, status and check. Each handler validates its arguments before touching the
-** database when it can (so bad input writes nothing), calls the public API, and writes
+** database when it can (so bad input writes nothing), reaches the database through
+** cli_ops.h (locally or through a server: the same structures either way), and writes
 ** either human output or exactly one JSON document into c->out.
 **
-** May call: the public API (korudelta.h), cli.h helpers, the C library.
+** May call: the public API (korudelta.h), cli.h and cli_ops.h, the C library.
 */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "cli_ops.h"
 
 /* ---- shared pieces ----------------------------------------------------------------------- */
 
@@ -38,12 +39,30 @@ static void json_version(cli_buf *b, const kd_entry *e, const char *ns, const ch
     else cli_buf_puts(b, "null");
 }
 
+/* Whether the tombstone's id starts with spec (a version-id time the server resolved). */
+static int id_has_prefix(const uint8_t id[32], const char *spec) {
+    char hex[65];
+    size_t n = strlen(spec);
+    kd_hex(id, hex);
+    if (n > 64) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = spec[i] >= 'A' && spec[i] <= 'F' ? (char)(spec[i] - 'A' + 'a') : spec[i];
+        if (ch != hex[i]) return 0;
+    }
+    return 1;
+}
+
 /* The error for a key that has no live value (now, or at time `at_ts` when at_spec is
 ** set): says when it was deleted if the library handed us the tombstone. */
 static int fail_not_found(cli *c, const char *ns, const char *key, const kd_entry *e,
                           const char *at_spec, int64_t at_ts) {
-    char when[32], asof[32], id[9];
-    kd_format_time(at_ts, asof);
+    char when[32], asof[300], id[9];
+    if (at_ts != CLI_TS_SERVER)
+        kd_format_time(at_ts, asof);
+    else if (e->seq != 0 && id_has_prefix(e->version_id, at_spec))
+        kd_format_time(e->timestamp, asof); /* the spec names the tombstone itself */
+    else
+        snprintf(asof, sizeof asof, "%.200s", at_spec); /* the server resolved it; we cannot */
     if (e->seq != 0 && e->deleted) {
         kd_format_time(e->timestamp, when);
         cli_short_id(e->version_id, id);
@@ -60,7 +79,7 @@ static int fail_not_found(cli *c, const char *ns, const char *key, const kd_entr
 
 /* Parses a time spec given as --at (version ids need the open database). */
 static int parse_time_opt(cli *c, const char *opt, const char *spec, int64_t *ts) {
-    int rc = kd_parse_time(c->db, spec, ts);
+    int rc = cli_op_parse_time(c, spec, ts);
     if (rc != KD_OK) {
         char what[256];
         snprintf(what, sizeof what, "%s '%.200s'", opt, spec);
@@ -70,6 +89,17 @@ static int parse_time_opt(cli *c, const char *opt, const char *spec, int64_t *ts
 }
 
 /* ---- set ------------------------------------------------------------------------------------ */
+
+/* 8 to 64 hex digits: what --if-version accepts (the library's rule). */
+static int is_version_prefix(const char *s) {
+    size_t n = strlen(s);
+    if (n < 8 || n > 64) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f') ||
+              (s[i] >= 'A' && s[i] <= 'F')))
+            return 0;
+    return 1;
+}
 
 int cli_cmd_set(cli *c) {
     char *ns = NULL, *key = NULL, *input = NULL, *canon = NULL;
@@ -89,16 +119,22 @@ int cli_cmd_set(cli *c) {
         json = c->pos[1];
         len = strlen(json);
     }
-    /* Validate before opening so that bad JSON writes nothing and gets a clear message. */
+    /* Validate before opening so that a bad condition or bad JSON writes nothing and gets
+    ** the same message locally and through a server. */
+    if (c->if_version && !is_version_prefix(c->if_version)) {
+        code = cli_fail(c, KD_INVALID, "cannot set %s/%s: invalid version id \"%s\": expected 8 to "
+                        "64 hex digits", ns, key, c->if_version);
+        goto out;
+    }
     rc = kd_json_canonical(json, len, &canon, &clen);
     if (rc != KD_OK) {
         code = cli_fail_kd(c, rc, "invalid JSON value");
         goto out;
     }
-    if ((code = cli_open_db(c)) != 0) goto out;
+    if ((code = cli_connect(c)) != 0) goto out;
     cond.if_absent = c->if_absent;
     cond.if_version = c->if_version;
-    rc = kd_put(c->db, ns, key, canon, clen, (c->if_absent || c->if_version) ? &cond : NULL, &e);
+    rc = cli_op_put(c, ns, key, canon, clen, (c->if_absent || c->if_version) ? &cond : NULL, &e);
     if (rc != KD_OK) {
         char what[64 + 2 * 1200];
         snprintf(what, sizeof what, "cannot set %s/%s", ns, key);
@@ -153,12 +189,12 @@ int cli_cmd_get(cli *c) {
     memset(&e, 0, sizeof e);
 
     if ((code = cli_split_name(c, c->pos[0], 1, &ns, &key)) != 0) goto out;
-    if ((code = cli_open_db(c)) != 0) goto out;
+    if ((code = cli_connect(c)) != 0) goto out;
     if (c->at) {
         if ((code = parse_time_opt(c, "--at", c->at, &ts)) != 0) goto out;
-        rc = kd_get_at(c->db, ns, key, ts, &e);
+        rc = cli_op_get_at(c, ns, key, c->at, ts, &e);
     } else {
-        rc = kd_get(c->db, ns, key, &e);
+        rc = cli_op_get(c, ns, key, &e);
     }
     if (rc == KD_NOTFOUND) {
         code = fail_not_found(c, ns, key, &e, c->at, ts);
@@ -200,13 +236,12 @@ int cli_cmd_delete(cli *c) {
     memset(&e, 0, sizeof e);
 
     if ((code = cli_split_name(c, c->pos[0], 0, &ns, &key)) != 0) goto out;
-    if ((code = cli_open_db(c)) != 0) goto out;
-    rc = kd_delete(c->db, ns, key, &e);
+    if ((code = cli_connect(c)) != 0) goto out;
+    rc = cli_op_delete(c, ns, key, &e);
     if (rc == KD_NOTFOUND) {
         /* Say whether it never existed or is already deleted. */
         kd_entry cur;
-        memset(&cur, 0, sizeof cur);
-        if (kd_get(c->db, ns, key, &cur) == KD_NOTFOUND && cur.seq != 0 && cur.deleted) {
+        if (cli_op_get(c, ns, key, &cur) == KD_NOTFOUND && cur.seq != 0 && cur.deleted) {
             char when[32];
             kd_format_time(cur.timestamp, when);
             code = cli_fail(c, KD_NOTFOUND, "%s/%s not found: already deleted at %s", ns, key, when);
@@ -253,46 +288,16 @@ out:
 
 /* ---- log ------------------------------------------------------------------------------------ */
 
-/* How much of a value a human log line shows. */
-#define LOG_VALUE_MAX 72
-
-/* Appends at most LOG_VALUE_MAX bytes of v, cut at a UTF-8 character boundary. */
-static void add_short_value(cli_buf *b, const char *v, size_t len) {
-    if (len <= LOG_VALUE_MAX) {
-        cli_buf_add(b, v, len);
-        return;
-    }
-    size_t n = LOG_VALUE_MAX - 3;
-    while (n > 0 && ((unsigned char)v[n] & 0xC0) == 0x80) n--;
-    cli_buf_add(b, v, n);
-    cli_buf_puts(b, "...");
-}
-
 int cli_cmd_log(cli *c) {
     char *ns = NULL, *key = NULL;
     kd_entry *v = NULL;
-    size_t n = 0, total = 0, offset = 0;
+    size_t n = 0, total = 0;
     int rc, code;
 
     if ((code = cli_split_name(c, c->pos[0], 1, &ns, &key)) != 0) goto out;
-    if ((code = cli_open_db(c)) != 0) goto out;
-    /* kd_history pages oldest first; for the N newest, learn the total first. */
-    if (c->limit > 0) {
-        rc = kd_history(c->db, ns, key, 0, 1, 0, &v, &n, &total);
-        if (v) kd_entries_free(v, n);
-        v = NULL;
-        n = 0;
-        if (rc == KD_NOTFOUND) {
-            code = cli_fail(c, KD_NOTFOUND, "%s/%s not found (no history)", ns, key);
-            goto out;
-        }
-        if (rc != KD_OK) {
-            code = cli_fail_kd(c, rc, NULL);
-            goto out;
-        }
-        if (total > c->limit) offset = total - (size_t)c->limit;
-    }
-    rc = kd_history(c->db, ns, key, offset, (size_t)c->limit, 1, &v, &n, &total);
+    if ((code = cli_connect(c)) != 0) goto out;
+    rc = cli_op_history_newest(c, ns, key, c->limit > SIZE_MAX ? SIZE_MAX : (size_t)c->limit, &v,
+                               &n, &total);
     if (rc == KD_NOTFOUND) {
         code = cli_fail(c, KD_NOTFOUND, "%s/%s not found (no history)", ns, key);
         goto out;
@@ -332,7 +337,7 @@ int cli_cmd_log(cli *c) {
             kd_format_time(e->timestamp, ts);
             cli_buf_printf(&c->out, "  * %s %s seq %llu  ", id, ts, (unsigned long long)e->seq);
             if (e->deleted) cli_buf_puts(&c->out, "(deleted)");
-            else if (e->value) add_short_value(&c->out, e->value, e->value_len);
+            else if (e->value) cli_add_short_value(&c->out, e->value, e->value_len);
             cli_buf_puts(&c->out, "\n");
         }
         if (n < total)
@@ -352,7 +357,7 @@ out:
 static int list_namespaces(cli *c) {
     kd_ns_info *l = NULL;
     size_t n = 0;
-    int rc = kd_list_namespaces(c->db, c->all, &l, &n);
+    int rc = cli_op_namespaces(c, c->all, &l, &n);
     if (rc != KD_OK) return cli_fail_kd(c, rc, NULL);
     if (c->json) {
         cli_buf_puts(&c->out, "{\"namespaces\":[");
@@ -380,7 +385,7 @@ static int list_namespaces(cli *c) {
 static int list_keys(cli *c, const char *ns) {
     char **keys = NULL;
     size_t n = 0;
-    int rc = kd_list_keys(c->db, ns, NULL, 0, &keys, &n);
+    int rc = cli_op_keys(c, ns, &keys, &n);
     if (rc != KD_OK) return cli_fail_kd(c, rc, NULL);
     if (c->json) {
         cli_buf_puts(&c->out, "{");
@@ -405,7 +410,7 @@ static int list_keys(cli *c, const char *ns) {
 int cli_cmd_list(cli *c) {
     int rc;
     if (c->npos && (rc = kd_valid_namespace(c->pos[0], 1)) != KD_OK) return cli_fail_kd(c, rc, NULL);
-    if ((rc = cli_open_db(c)) != 0) return rc;
+    if ((rc = cli_connect(c)) != 0) return rc;
     return c->npos ? list_keys(c, c->pos[0]) : list_namespaces(c);
 }
 
@@ -413,12 +418,10 @@ int cli_cmd_list(cli *c) {
 
 int cli_cmd_status(cli *c) {
     kd_stats st;
-    char abs[PATH_MAX];
-    const char *path = realpath(c->db_path, abs) ? abs : c->db_path;
+    char *path = NULL;
     int rc;
-    memset(&st, 0, sizeof st);
-    if ((rc = cli_open_db(c)) != 0) return rc;
-    rc = kd_stats_get(c->db, &st);
+    if ((rc = cli_connect(c)) != 0) return rc;
+    rc = cli_op_status(c, &st, &path);
     if (rc != KD_OK) return cli_fail_kd(c, rc, NULL);
     if (c->json) {
         cli_buf_puts(&c->out, "{");
@@ -442,35 +445,51 @@ int cli_cmd_status(cli *c) {
                        (unsigned long long)st.disk_bytes, (unsigned long long)st.segments,
                        st.segments == 1 ? "" : "s", (unsigned long long)st.log_bytes);
     }
+    free(path);
     return 0;
 }
 
 /* ---- check ---------------------------------------------------------------------------------- */
 
-int cli_cmd_check(cli *c) {
-    kd_check_report r;
+/* Opens the database for check: locally (a corrupt one is examined from its files, with
+** the reason the open refused it in open_err), through --url, or through the server
+** that holds it. Returns 0 or an exit code. */
+static int check_connect(cli *c, char *open_err, size_t errlen) {
     kd_options o;
-    char open_err[600] = "";
-    char abs[PATH_MAX];
     int rc;
-    memset(&r, 0, sizeof r);
+    if (cli_explicit_url(c)) return cli_connect(c);
     kd_options_init(&o);
     if (c->sync >= 0) o.sync = (kd_sync_mode)c->sync;
     rc = kd_open(c->db_path, &o, &c->db);
+    if (rc == KD_OK) return 0;
+    c->db = NULL;
     if (rc == KD_CORRUPT) {
         /* kd_open refuses a database with mid-log corruption; check the files directly. */
-        c->db = NULL;
-        snprintf(open_err, sizeof open_err, "%s", kd_errmsg(NULL));
+        snprintf(open_err, errlen, "%s", kd_errmsg(NULL));
+        return 0;
+    }
+    if (rc == KD_BUSY) {
+        int code = cli_fail_kd(c, rc, NULL);
+        return cli_route_busy(c) ? 0 : code;
+    }
+    char what[PATH_MAX + 64];
+    snprintf(what, sizeof what, "cannot open database %s", c->db_path);
+    return cli_fail_kd(c, rc, what);
+}
+
+int cli_cmd_check(cli *c) {
+    kd_check_report r;
+    char open_err[600] = "";
+    char abs[PATH_MAX];
+    char *path = NULL;
+    int rc, code;
+    memset(&r, 0, sizeof r);
+    if ((code = check_connect(c, open_err, sizeof open_err)) != 0) return code;
+    if (open_err[0]) {
         rc = kd_check_path(c->db_path, c->deep, &r);
         if (rc != KD_OK) return cli_fail_kd(c, rc, "checking database");
-    } else if (rc != KD_OK) {
-        c->db = NULL;
-        char what[PATH_MAX + 64];
-        if (rc == KD_BUSY) return cli_fail_kd(c, rc, NULL);
-        snprintf(what, sizeof what, "cannot open database %s", c->db_path);
-        return cli_fail_kd(c, rc, what);
     } else {
-        rc = kd_check(c->db, c->deep, &r);
+        rc = cli_op_check(c, c->deep, &r, c->json ? NULL : &path);
         if (rc != KD_OK) return cli_fail_kd(c, rc, "checking database");
     }
     r.first_error[sizeof r.first_error - 1] = '\0';
@@ -485,7 +504,8 @@ int cli_cmd_check(cli *c) {
         cli_buf_puts(&c->out, "}\n");
     } else {
         cli_buf_printf(&c->out, "Database Check: %s\n", r.ok ? "ok" : "FAILED");
-        cli_buf_printf(&c->out, "  Path:      %s\n", realpath(c->db_path, abs) ? abs : c->db_path);
+        cli_buf_printf(&c->out, "  Path:      %s\n",
+                       path ? path : realpath(c->db_path, abs) ? abs : c->db_path);
         if (open_err[0]) cli_buf_printf(&c->out, "  Open:      refused (%s)\n", open_err);
         cli_buf_printf(&c->out, "  Records:   %llu\n", (unsigned long long)r.records);
         cli_buf_printf(&c->out, "  Versions:  %llu\n", (unsigned long long)r.versions);
@@ -495,6 +515,7 @@ int cli_cmd_check(cli *c) {
         if (!r.ok && r.first_error[0])
             cli_buf_printf(&c->out, "  First error: %s\n", r.first_error);
     }
+    free(path);
     if (!r.ok) {
         /* The report is the document on stdout; the error line goes to stderr. */
         c->err_no_json = 1;

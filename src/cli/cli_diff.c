@@ -2,15 +2,17 @@
 ** cli_diff.c — `kdelta diff`: compares two versions of a key. For programs (--json) it
 ** prints the RFC 6902 patch kd_diff computes, with the two versions it compared; for
 ** people, a header naming both versions and then a line diff of the pretty-printed values
-** (coloured on a terminal).
+** (coloured on a terminal). The line diff is computed here from the two values, whether
+** they come from the local database or from a server's _diff answer, so both modes print
+** the same text.
 **
-** May call: the public API (korudelta.h) only.
+** May call: the public API (korudelta.h), cli.h and cli_ops.h.
 */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cli.h"
+#include "cli_ops.h"
 
 /* `{"version_id":..,"timestamp":..}`, or null for "nothing" (seq 0). */
 static void json_side(cli_buf *b, const kd_entry *e) {
@@ -49,9 +51,8 @@ static int side_text(cli *c, const char *ns, const char *key, kd_entry *e, char 
     if (!e->value) {
         char hex[65];
         kd_entry full;
-        memset(&full, 0, sizeof full);
         kd_hex(e->version_id, hex);
-        rc = kd_resolve_version(c->db, ns, key, hex, &full);
+        rc = cli_op_version(c, ns, key, hex, &full);
         if (rc != KD_OK) {
             kd_entry_clear(&full);
             return cli_fail_kd(c, rc, "reading version");
@@ -77,8 +78,8 @@ int cli_cmd_diff(cli *c) {
     memset(&to, 0, sizeof to);
 
     if ((code = cli_split_name(c, c->pos[0], 1, &ns, &key)) != 0) goto out;
-    if ((code = cli_open_db(c)) != 0) goto out;
-    rc = kd_diff(c->db, ns, key, c->from, c->to, &from, &to, &patch);
+    if ((code = cli_connect(c)) != 0) goto out;
+    rc = cli_op_diff(c, ns, key, c->from, c->to, &from, &to, &patch);
     if (rc != KD_OK) {
         char what[64 + 2 * 1200];
         snprintf(what, sizeof what, "diff %s/%s", ns, key);

@@ -25,7 +25,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cli.h"
+#include "cli_ops.h"
 
 /* ---- commands --------------------------------------------------------------------------- */
 
@@ -202,6 +202,44 @@ static const cli_cmd commands[] = {
      "Options:\n"
      "  --deep   also re-hash every value and version header\n",
      CLI_OPT_DEEP, 0, 0, cli_cmd_check},
+    {"serve", "", "serve the database over HTTP",
+     "Opens the database and serves the HTTP API (docs/http.md) until SIGINT or SIGTERM,\n"
+     "then finishes the requests in flight, syncs and exits 0. While it runs, other kdelta\n"
+     "commands on the same database go through the server automatically.\n"
+     "\n"
+     "Options:\n"
+     "  --port N              TCP port (default 8080; 0 = any free port)\n"
+     "  --bind ADDR           address to listen on (default 127.0.0.1)\n"
+     "  --max-body SIZE       largest request body, e.g. 16MiB (default 16MiB)\n"
+     "  --max-connections N   connections served at once (default 1024)\n"
+     "Logs go to stderr: KORU_LOG=error|warn|info|debug|trace (default info),\n"
+     "KORU_LOG_FORMAT=json for JSON lines; one access-log line per request at info.\n"
+     "\n"
+     "Examples:\n"
+     "  kdelta serve\n"
+     "  kdelta serve --port 9000 --bind 0.0.0.0\n"
+     "  curl -X PUT localhost:8080/api/v1/users/alice -d '{\"value\":{\"age\":30}}'\n",
+     CLI_OPT_PORT | CLI_OPT_BIND | CLI_OPT_MAX_BODY | CLI_OPT_MAX_CONN, 0, 0, cli_cmd_serve},
+    {"watch", "[NS[/KEY]]", "print changes as they are committed",
+     "Prints every committed change (put or delete) as it happens, in seq order, until\n"
+     "interrupted: one line per change (seq, change type, NS/KEY, version, value), or with\n"
+     "--json one JSON document per line (NDJSON). NS limits it to a namespace, NS/KEY to one\n"
+     "key. Works on a local database and through a server (--url, or automatically while\n"
+     "'kdelta serve' holds the database). Locally, watch holds the database while it runs,\n"
+     "so nobody else can write to it: to watch a database others write, serve it.\n"
+     "\n"
+     "Options:\n"
+     "  --since SEQ       also print the changes after SEQ that are already committed\n"
+     "                    (0 = from the beginning; default: only new ones)\n"
+     "  --types LIST      only these change types: insert,update,delete\n"
+     "  --filter EXPR     only puts whose value matches EXPR (see kdelta query --help);\n"
+     "                    deletes always pass\n"
+     "\n"
+     "Examples:\n"
+     "  kdelta watch users\n"
+     "  kdelta watch users/alice --since 0 --json\n"
+     "  kdelta watch orders --types insert --filter 'total > 100'\n",
+     CLI_OPT_SINCE | CLI_OPT_TYPES | CLI_OPT_FILTER, 0, 1, cli_cmd_watch},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -216,7 +254,8 @@ static const cli_cmd *find_command(const char *name) {
 enum {
     O_DB = 1, O_JSON, O_SYNC, O_NOCOLOR, O_HELP, O_VERSION, /* global */
     O_AT, O_VERBOSE, O_IF_VERSION, O_IF_ABSENT, O_LIMIT, O_FROM, O_TO, O_ALL, O_DEEP,
-    O_OFFSET, O_AUTO_REFRESH, O_DESCRIPTION,
+    O_OFFSET, O_AUTO_REFRESH, O_DESCRIPTION, O_URL, O_PORT, O_BIND, O_MAX_BODY, O_MAX_CONN,
+    O_SINCE, O_TYPES,
     O_QUERY /* the query-building options below; cli_opt.qkind says which */
 };
 
@@ -238,6 +277,13 @@ static const cli_opt options[] = {
     {"no-colour", 0, O_NOCOLOR, 0, 0, 0},
     {"help", 'h', O_HELP, 0, 0, 0},
     {"version", 0, O_VERSION, 0, 0, 0},
+    {"url", 0, O_URL, 1, 0, 0},
+    {"port", 0, O_PORT, 1, CLI_OPT_PORT, 0},
+    {"bind", 0, O_BIND, 1, CLI_OPT_BIND, 0},
+    {"max-body", 0, O_MAX_BODY, 1, CLI_OPT_MAX_BODY, 0},
+    {"max-connections", 0, O_MAX_CONN, 1, CLI_OPT_MAX_CONN, 0},
+    {"since", 0, O_SINCE, 1, CLI_OPT_SINCE, 0},
+    {"types", 0, O_TYPES, 1, CLI_OPT_TYPES, 0},
     {"at", 0, O_AT, 1, CLI_OPT_AT, 0},
     {"verbose", 'v', O_VERBOSE, 0, CLI_OPT_VERBOSE, 0},
     {"if-version", 0, O_IF_VERSION, 1, CLI_OPT_IF_VERSION, 0},
@@ -308,6 +354,9 @@ static void print_global_help(FILE *f) {
             "                            ~/.korudelta/db, created on first use)\n"
             "  --json                    print exactly one JSON document on stdout\n"
             "  --sync full|normal|off    durability of writes (default: full)\n"
+            "  --url URL                 run the command against a kdelta server (default:\n"
+            "                            $KORU_URL; without either, a database held by a\n"
+            "                            running 'kdelta serve' is reached through it)\n"
             "  --no-color                no colour in human output (NO_COLOR is respected)\n"
             "  -h, --help                this help; 'kdelta COMMAND --help' for a command\n"
             "  --version                 print the version\n"
@@ -325,7 +374,8 @@ static void print_global_help(FILE *f) {
 static void print_command_help(FILE *f, const cli_cmd *cmd) {
     fprintf(f, "Usage: kdelta %s%s%s [OPTIONS]\n\n%s", cmd->name, *cmd->args ? " " : "",
             cmd->args, cmd->help);
-    fprintf(f, "\nGlobal options: --db PATH, --json, --sync MODE, --no-color (see kdelta --help)\n");
+    fprintf(f, "\nGlobal options: --db PATH, --json, --sync MODE, --url URL, --no-color (see kdelta "
+               "--help)\n");
 }
 
 /* ---- parsing ---------------------------------------------------------------------------- */
@@ -379,6 +429,13 @@ static void apply_option(cli *c, const cli_opt *o, const char *val) {
         break;
     case O_AUTO_REFRESH: c->auto_refresh = 1; break;
     case O_DESCRIPTION: c->description = val; break;
+    case O_URL: c->url = val; break;
+    case O_PORT: c->port = val; break;
+    case O_BIND: c->bind = val; break;
+    case O_MAX_BODY: c->max_body = val; break;
+    case O_MAX_CONN: c->max_connections = val; break;
+    case O_SINCE: c->since = val; break;
+    case O_TYPES: c->types = val; break;
     case O_QUERY:
         /* c->qopts has room for one entry per argument (allocated in parse_args). */
         if (c->qopts) c->qopts[c->nqopts++] = (cli_qopt){o->qkind, o->name, val};
@@ -524,7 +581,9 @@ out:
     return rc;
 }
 
-static int resolve_db_path(cli *c) {
+/* Finds the database path; creates its missing parents when the command may open it
+** (not when it runs against a server given by --url or KORU_URL). */
+static int resolve_db_path(cli *c, int create_parents) {
     mode_t mode = 0777;
     if (!c->db_path) {
         const char *env = getenv("KORU_DB");
@@ -546,7 +605,7 @@ static int resolve_db_path(cli *c) {
         mode = 0700; /* ~/.korudelta is private */
     }
     if (!*c->db_path) return cli_fail(c, KD_INVALID, "empty database path");
-    return make_parents(c, c->db_path, mode);
+    return create_parents ? make_parents(c, c->db_path, mode) : 0;
 }
 
 int cli_open_db(cli *c) {
@@ -634,7 +693,9 @@ int main(int argc, char **argv) {
         goto out;
     }
     c.color = want_color(&c);
-    if (resolve_db_path(&c) != 0) {
+    /* `serve` opens the database whatever KORU_URL says; every other command goes to the
+    ** server when one is named. */
+    if (resolve_db_path(&c, c.cmd->run == cli_cmd_serve || !cli_explicit_url(&c)) != 0) {
         code = report_error(&c);
         goto out;
     }
@@ -646,6 +707,7 @@ int main(int argc, char **argv) {
     }
     code = c.err_rc ? report_error(&c) : (code ? code : write_output(&c));
 out:
+    cli_disconnect(&c);
     cli_buf_free(&c.out);
     free(c.db_path_owned);
     free(c.qopts);

@@ -175,6 +175,7 @@ const char *cli_error_code(int rc) {
 
 int cli_fail(cli *c, int rc, const char *fmt, ...) {
     va_list ap;
+    if (c->err_final) return cli_exit_code(c->err_rc); /* e.g. "cannot reach the server" */
     va_start(ap, fmt);
     vsnprintf(c->err_msg, sizeof c->err_msg, fmt, ap);
     va_end(ap);
@@ -183,7 +184,10 @@ int cli_fail(cli *c, int rc, const char *fmt, ...) {
 }
 
 int cli_fail_kd(cli *c, int rc, const char *what) {
-    const char *m = kd_errmsg(c->db);
+    /* After a failed remote operation the message is the server's, which is the
+    ** library's message on the server's side. */
+    const char *m = c->op_msg_set ? c->op_msg : kd_errmsg(c->db);
+    c->op_msg_set = 0;
     if (!m || !*m) m = kd_strerror(rc);
     if (what) return cli_fail(c, rc, "%s: %s", what, m);
     return cli_fail(c, rc, "%s", m);
@@ -273,6 +277,17 @@ int cli_put_pretty(cli *c, cli_buf *b, const char *json, size_t len) {
     cli_buf_add(b, "\n", 1);
     kd_free(pretty);
     return 0;
+}
+
+void cli_add_short_value(cli_buf *b, const char *v, size_t len) {
+    if (len <= CLI_SHORT_VALUE_MAX) {
+        cli_buf_add(b, v, len);
+        return;
+    }
+    size_t n = CLI_SHORT_VALUE_MAX - 3;
+    while (n > 0 && ((unsigned char)v[n] & 0xC0) == 0x80) n--;
+    cli_buf_add(b, v, n);
+    cli_buf_puts(b, "...");
 }
 
 /* ---- reading canonical JSON ----------------------------------------------------------- */

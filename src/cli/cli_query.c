@@ -3,7 +3,8 @@
 ** values of a namespace, and materialized views (create, list, show, query, refresh,
 ** delete).
 **
-** May call: the public API (korudelta.h), cli.h helpers, the C library.
+** May call: the public API (korudelta.h), cli.h and cli_ops.h (the database, local or
+** remote), the C library.
 **
 ** Both commands build a kd_query from the command-line options in the order they were
 ** given (sort keys apply in turn) before the database is opened: the filter is parsed by
@@ -22,7 +23,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "cli.h"
+#include "cli_ops.h"
 
 /* ---- reading canonical JSON ------------------------------------------------------------ */
 
@@ -401,18 +402,18 @@ int cli_cmd_query(cli *c) {
         goto out;
     }
     if ((code = build_query(c, &q)) != 0) goto out;
-    if ((code = cli_open_db(c)) != 0) goto out;
+    if ((code = cli_connect(c)) != 0) goto out;
     if (c->at) {
-        rc = kd_parse_time(c->db, c->at, &ts);
+        rc = cli_op_parse_time(c, c->at, &ts);
         if (rc != KD_OK) {
             char what[256];
             snprintf(what, sizeof what, "--at '%.200s'", c->at);
             code = cli_fail_kd(c, rc, what);
             goto out;
         }
-        kd_query_set_at(q, ts);
+        if (ts != CLI_TS_SERVER) kd_query_set_at(q, ts);
     }
-    rc = kd_query_run(c->db, ns, q, &r);
+    rc = cli_op_query(c, ns, q, c->at && ts == CLI_TS_SERVER ? c->at : NULL, &r);
     if (rc != KD_OK) {
         char what[200];
         snprintf(what, sizeof what, "query %s", ns);
@@ -484,17 +485,12 @@ static int view_create(cli *c) {
         goto out;
     }
     if ((code = build_query(c, &q)) != 0) goto out;
-    if ((code = cli_open_db(c)) != 0) goto out;
-    rc = kd_view_create(c->db, name, source, q, c->description, c->auto_refresh);
+    if ((code = cli_connect(c)) != 0) goto out;
+    rc = cli_op_view_create(c, name, source, q, c->description, c->auto_refresh, &info);
     if (rc != KD_OK) {
         code = rc == KD_CONFLICT
                    ? cli_fail(c, KD_CONFLICT, "view '%s' already exists (delete it first)", name)
                    : fail_view(c, rc, "cannot create", name);
-        goto out;
-    }
-    rc = kd_view_get(c->db, name, &info);
-    if (rc != KD_OK) {
-        code = fail_view(c, rc, "reading", name);
         goto out;
     }
     if (c->json) {
@@ -559,8 +555,8 @@ static int view_list(cli *c) {
     kd_view_info *v = NULL;
     size_t n = 0;
     int rc;
-    if ((rc = cli_open_db(c)) != 0) return rc;
-    rc = kd_view_list(c->db, &v, &n);
+    if ((rc = cli_connect(c)) != 0) return rc;
+    rc = cli_op_view_list(c, &v, &n);
     if (rc != KD_OK) return cli_fail_kd(c, rc, "listing views");
     if (c->json) {
         cli_buf_puts(&c->out, "{\"views\":[");
@@ -585,8 +581,8 @@ static int view_show(cli *c) {
     char t[32];
     int rc;
     if ((rc = check_view_name(c, name)) != 0) return rc;
-    if ((rc = cli_open_db(c)) != 0) return rc;
-    rc = kd_view_get(c->db, name, &v);
+    if ((rc = cli_connect(c)) != 0) return rc;
+    rc = cli_op_view_get(c, name, &v);
     if (rc != KD_OK) return fail_view(c, rc, "reading", name);
     if (c->json) {
         cli_buf_puts(&c->out, "{");
@@ -620,7 +616,7 @@ static const char *view_group_field(cli *c, const char *name, char **owned) {
     jspan val;
     const jspan key = {"\"group_by\"", 10};
     *owned = NULL;
-    if (kd_view_get(c->db, name, &v) != KD_OK) return NULL;
+    if (cli_op_view_get(c, name, &v) != KD_OK) return NULL;
     if (v->query && find_member((jspan){v->query, strlen(v->query)}, key, &val) && val.len >= 2 &&
         val.p[0] == '"' && !memchr(val.p, '\\', val.len))
         *owned = strndup(val.p + 1, val.len - 2);
@@ -636,8 +632,8 @@ static int view_query(cli *c) {
     int rc, code;
     if ((code = check_view_name(c, name)) != 0) goto out;
     if (has_query_options(c) && (code = build_query(c, &extra)) != 0) goto out;
-    if ((code = cli_open_db(c)) != 0) goto out;
-    rc = kd_view_query(c->db, name, extra, &r);
+    if ((code = cli_connect(c)) != 0) goto out;
+    rc = cli_op_view_query(c, name, extra, (c->has_limit || c->has_offset) && c->offset == 0, &r);
     if (rc != KD_OK) {
         code = fail_view(c, rc, "cannot query", name);
         goto out;
@@ -657,11 +653,9 @@ static int view_refresh(cli *c) {
     char t[32];
     int rc;
     if ((rc = check_view_name(c, name)) != 0) return rc;
-    if ((rc = cli_open_db(c)) != 0) return rc;
-    rc = kd_view_refresh(c->db, name);
+    if ((rc = cli_connect(c)) != 0) return rc;
+    rc = cli_op_view_refresh(c, name, &v);
     if (rc != KD_OK) return fail_view(c, rc, "cannot refresh", name);
-    rc = kd_view_get(c->db, name, &v);
-    if (rc != KD_OK) return fail_view(c, rc, "reading", name);
     if (c->json) {
         cli_buf_puts(&c->out, "{");
         cli_json_key(&c->out, "name");
@@ -684,8 +678,8 @@ static int view_delete(cli *c) {
     const char *name = c->pos[1];
     int rc;
     if ((rc = check_view_name(c, name)) != 0) return rc;
-    if ((rc = cli_open_db(c)) != 0) return rc;
-    rc = kd_view_delete(c->db, name);
+    if ((rc = cli_connect(c)) != 0) return rc;
+    rc = cli_op_view_delete(c, name);
     if (rc != KD_OK) return fail_view(c, rc, "cannot delete", name);
     if (c->json) {
         cli_buf_puts(&c->out, "{");

@@ -3,14 +3,18 @@
 ** filter, after the commit, in seq order.
 **
 ** Each subscription owns a thread and a feed (kd_feed: the log read from a seq). The
-** commit hook only bumps a generation counter and wakes the threads, so a writer never
-** waits for a subscriber; a subscriber that falls behind reads the versions it missed
+** commit hook only bumps a generation counter and wakes the threads that sleep, each on
+** its own condition variable (one shared one made 50 woken threads queue for one mutex
+** at every commit), so a writer never waits for a subscriber; a subscriber that falls behind reads the versions it missed
 ** from the log, so it never loses one. Delivery is exactly once per subscription: the
 ** feed's cursor only moves forward.
 **
-** Locking: subs.mu guards the list and the generation; a subscription's stop flag is
-** atomic (set under subs.mu, so a waiting thread cannot miss it);
-** it is never held while a callback runs or the log is read.
+** Locking: subs.mu guards the list. The generation is atomic. A subscription sleeps on its
+** own mu/cond: it sets `sleeping`, then reads the generation; a writer bumps the
+** generation, then reads `sleeping` (both sequentially consistent, so one of the two sees
+** the other) and signals under the subscription's mu. The stop flag is atomic and set
+** under that mu too, so a sleeping thread cannot miss it. No lock is held while a
+** callback runs or the log is read.
 **
 ** May call: db (db_int.h, the public feed), query (filter evaluation), base.
 */
@@ -29,22 +33,31 @@ struct kd_subscription {
     kd_feed *feed;
     _Atomic uint64_t done_seq;    /* last seq delivered or skipped */
     pthread_t th;
-    atomic_int stop;              /* set under subs.mu, read anywhere */
+    pthread_mutex_t mu;           /* guards the sleep below */
+    pthread_cond_t cond;
+    atomic_int sleeping;          /* the thread is (about to be) waiting on cond */
+    atomic_int stop;              /* set under mu, read anywhere */
     struct kd_subscription *next; /* the list, under subs.mu */
 };
 
 typedef struct kd_subs {
-    pthread_mutex_t mu;
-    pthread_cond_t cond;
-    uint64_t gen;                 /* bumped by every commit */
+    pthread_mutex_t mu;           /* guards list */
+    _Atomic uint64_t gen;         /* bumped by every commit */
     kd_subscription *list;
 } kd_subs;
 
+static void wake(kd_subscription *s) {
+    pthread_mutex_lock(&s->mu);
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->mu);
+}
+
 static void on_commit(kd_db *db) {
     kd_subs *ss = db->subs;
+    atomic_fetch_add(&ss->gen, 1);
     pthread_mutex_lock(&ss->mu);
-    ss->gen++;
-    pthread_cond_broadcast(&ss->cond);
+    for (kd_subscription *s = ss->list; s; s = s->next)
+        if (atomic_load(&s->sleeping)) wake(s);
     pthread_mutex_unlock(&ss->mu);
 }
 
@@ -82,17 +95,23 @@ static void *run(void *arg) {
             kd_entry_clear(&e);
             if (atomic_load(&s->stop)) return NULL;
         }
-        pthread_mutex_lock(&ss->mu);
-        while (!atomic_load(&s->stop) && ss->gen == seen) pthread_cond_wait(&ss->cond, &ss->mu);
-        seen = ss->gen;
-        int stop = atomic_load(&s->stop);
-        pthread_mutex_unlock(&ss->mu);
-        if (stop) return NULL;
+        pthread_mutex_lock(&s->mu);
+        for (;;) {
+            atomic_store(&s->sleeping, 1);
+            if (atomic_load(&s->stop) || atomic_load(&ss->gen) != seen) break;
+            pthread_cond_wait(&s->cond, &s->mu);
+        }
+        atomic_store(&s->sleeping, 0);
+        pthread_mutex_unlock(&s->mu);
+        if (atomic_load(&s->stop)) return NULL;
+        seen = atomic_load(&ss->gen);
     }
 }
 
 static void sub_free(kd_subscription *s) {
     if (!s) return;
+    pthread_cond_destroy(&s->cond);
+    pthread_mutex_destroy(&s->mu);
     kd_feed_close(s->feed);
     kd_query_free(s->q);
     kd__free(s->ns);
@@ -101,11 +120,11 @@ static void sub_free(kd_subscription *s) {
 }
 
 /* Stops and frees s, which is on no list any more. */
-static void stop_and_free(kd_subs *ss, kd_subscription *s) {
-    pthread_mutex_lock(&ss->mu);
+static void stop_and_free(kd_subscription *s) {
+    pthread_mutex_lock(&s->mu);
     atomic_store(&s->stop, 1);
-    pthread_cond_broadcast(&ss->cond);
-    pthread_mutex_unlock(&ss->mu);
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->mu);
     pthread_join(s->th, NULL);
     sub_free(s);
 }
@@ -119,10 +138,9 @@ static void subs_free(void *p) {
     pthread_mutex_unlock(&ss->mu);
     while (list) {
         kd_subscription *n = list->next;
-        stop_and_free(ss, list);
+        stop_and_free(list);
         list = n;
     }
-    pthread_cond_destroy(&ss->cond);
     pthread_mutex_destroy(&ss->mu);
     kd__free(ss);
 }
@@ -133,7 +151,6 @@ static kd_subs *attach(kd_db *db) {
         kd_subs *ss = kd__calloc(1, sizeof *ss);
         if (ss) {
             pthread_mutex_init(&ss->mu, NULL);
-            pthread_cond_init(&ss->cond, NULL);
             db->subs = ss;
             db->subs_free = subs_free;
             atomic_store(&db->hooks[KD_HOOK_SUBS], on_commit);
@@ -159,6 +176,8 @@ int kd_subscribe(kd_db *db, const kd_sub_options *opt, kd_sub_fn fn, void *ctx, 
         return kd__err(KD_INVALID, "unknown change types 0x%x", (unsigned)o.types);
     kd_subs *ss = attach(db);
     if (!ss || !(s = kd__calloc(1, sizeof *s))) return kd__err(KD_NOMEM, "out of memory");
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cond, NULL);
     s->db = db;
     s->fn = fn;
     s->ctx = ctx;
@@ -201,7 +220,7 @@ int kd_unsubscribe(kd_subscription *s) {
     while (*pp && *pp != s) pp = &(*pp)->next;
     if (*pp) *pp = s->next;
     pthread_mutex_unlock(&ss->mu);
-    stop_and_free(ss, s);
+    stop_and_free(s);
     return KD_OK;
 }
 

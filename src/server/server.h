@@ -1,0 +1,34 @@
+/*
+** server.h — the HTTP server behind `kdelta serve` (docs/http.md is its contract).
+**
+** May call: the public API (korudelta.h), libmicrohttpd, the C library and POSIX. The
+** server is a client of the library like the CLI: it sees nothing from src/ outside
+** server/.
+**
+** Files: server.c (daemon life cycle, request intake, errors, access log, shutdown,
+** address file), routes.c (records, history, diff, batch, query, keys, namespaces,
+** status, check, views), changes.c (the change feed: SSE and long-poll), metrics.c
+** (counters, histograms and the /metrics page).
+*/
+#ifndef KD_SERVER_H
+#define KD_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "korudelta.h"
+
+typedef struct kd_server_options {
+    const char *bind;          /* address to listen on; default "127.0.0.1" */
+    unsigned port;             /* 0 = any free port */
+    size_t max_body;           /* largest request body; default 16 MiB */
+    unsigned max_connections;  /* default 1024 */
+    const char *db_path;       /* the database directory: where serve.addr goes */
+} kd_server_options;
+
+/* Serves db until SIGINT or SIGTERM arrives, then stops in order (docs/http.md) and
+** returns 0. The caller closes db afterwards. On a failure to start (port in use, ...)
+** returns non-zero after writing *err (a one-line message) when err is not NULL. */
+int kd_server_run(kd_db *db, const kd_server_options *opt, char *err, size_t errlen);
+
+#endif /* KD_SERVER_H */
