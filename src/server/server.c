@@ -83,8 +83,8 @@ typedef struct srv_conn {
     size_t received;               /* body bytes received */
     size_t discarded;              /* body bytes thrown away after an early answer */
     uint64_t start_ns;
-    char method[12];
-    char path[SRV_LOG_PATH_MAX];   /* the raw path, for the access log */
+    char method[12];               /* these two are for the access log: filled only */
+    char path[SRV_LOG_PATH_MAX];   /* when it is on (raw path, cut at 511 bytes) */
     char remote[INET6_ADDRSTRLEN];
 } srv_conn;
 

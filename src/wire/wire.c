@@ -111,16 +111,35 @@ static const char *change_name(int change) {
     }
 }
 
+/* `,"name":` */
+static void put_name(kd_buf *b, const char *name) {
+    kd__buf_append(b, ",\"", 2);
+    kd__buf_puts(b, name);
+    kd__buf_append(b, "\":", 2);
+}
+
 static void put_hex(kd_buf *b, const char *name, const uint8_t id[32]) {
-    char hex[65];
-    kd_hex(id, hex);
-    kd__buf_printf(b, ",\"%s\":\"%s\"", name, hex);
+    char hex[67];
+    kd_hex(id, hex + 1);
+    hex[0] = hex[65] = '"';
+    put_name(b, name);
+    kd__buf_append(b, hex, 66);
 }
 
 static void put_time(kd_buf *b, const char *name, int64_t ts) {
-    char t[32];
-    kd_format_time(ts, t);
-    kd__buf_printf(b, ",\"%s\":\"%s\"", name, t);
+    char t[34];
+    kd_format_time(ts, t + 1);
+    size_t n = strlen(t + 1);
+    t[0] = t[n + 1] = '"';
+    put_name(b, name);
+    kd__buf_append(b, t, n + 2);
+}
+
+static void put_u64(kd_buf *b, const char *name, uint64_t v) {
+    char d[24], *p = d + sizeof d;
+    do *--p = (char)('0' + v % 10); while ((v /= 10) != 0);
+    put_name(b, name);
+    kd__buf_append(b, p, (size_t)(d + sizeof d - p));
 }
 
 static int hand_over(kd_buf *b, char **out, size_t *len) {
@@ -138,16 +157,20 @@ int kd_entry_to_json(const kd_entry *e, int flags, char **out, size_t *len) {
     kd_buf b = KD_BUF_INIT;
     *out = NULL;
     if (!e || !e->ns || !e->key) return kd__err(KD_INVALID, "entry without namespace or key");
+    /* One allocation in the common case: the fixed members take about 330 bytes. */
+    size_t nk = strlen(e->key), nn = strlen(e->ns);
+    if (kd__buf_reserve(&b, 384 + 2 * (nk + nn) + (e->value ? e->value_len : 0)) != KD_OK)
+        return kd__err(KD_NOMEM, "out of memory");
     kd__buf_putc(&b, '{');
     if ((flags & KD_WIRE_CHANGE) && change_name(e->change))
         kd__buf_printf(&b, "\"change\":\"%s\",", change_name(e->change));
     kd__buf_puts(&b, e->deleted ? "\"deleted\":true,\"key\":" : "\"deleted\":false,\"key\":");
-    kd__json_write_string(&b, e->key, strlen(e->key));
+    kd__json_write_string(&b, e->key, nk);
     kd__buf_puts(&b, ",\"namespace\":");
-    kd__json_write_string(&b, e->ns, strlen(e->ns));
+    kd__json_write_string(&b, e->ns, nn);
     if (e->has_previous) put_hex(&b, "previous_version", e->previous_version);
     else kd__buf_puts(&b, ",\"previous_version\":null");
-    kd__buf_printf(&b, ",\"seq\":%llu", (unsigned long long)e->seq);
+    put_u64(&b, "seq", e->seq);
     put_time(&b, "timestamp", e->timestamp);
     if (flags & KD_WIRE_VALUE) {
         kd__buf_puts(&b, ",\"value\":");
@@ -266,7 +289,7 @@ int kd_view_info_to_json(const kd_view_info *v, char **out, size_t *len) {
     kd__buf_puts(&b, ",\"query\":");
     if (v->query && *v->query) kd__buf_puts(&b, v->query); /* canonical JSON already */
     else kd__buf_puts(&b, "null");
-    kd__buf_printf(&b, ",\"records\":%llu", (unsigned long long)v->records);
+    put_u64(&b, "records", v->records);
     put_time(&b, "refreshed", v->refreshed);
     kd__buf_puts(&b, ",\"source\":");
     kd__json_write_string(&b, v->source, strlen(v->source));
