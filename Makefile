@@ -4,7 +4,8 @@
 #   run        guided demo on the default database, then `kdelta serve` on it (port 8080)
 #   test       every test (unit, black-box, crash loop); ends with "N passed, N failed"
 #   asan       the test suite under ASan+UBSan (separate build tree build-asan/)
-#   tsan       the threaded tests (db, crash, query, subscriptions) under ThreadSanitizer (build-tsan/)
+#   tsan       the threaded tests (db, crash, query, subscriptions) and the server's stress
+#              tests under ThreadSanitizer (build-tsan/)
 #   valgrind   unit tests under valgrind
 #   bench      benchmarks against SQLite; writes build/bench.json
 #   test-crash longer kill -9 loop
@@ -122,6 +123,10 @@ tsan:
 	@rm -rf build-tsan/tests/run && mkdir -p build-tsan/tests/run && \
 	   cp build-tsan/tests/test_db build-tsan/tests/test_crash build-tsan/tests/test_query build-tsan/tests/test_sub build-tsan/tests/run/
 	@BUILD=build-tsan/tests/run KD_UNIT_ONLY=1 TSAN_OPTIONS=halt_on_error=1 tests/run.sh
+	@# The server under ThreadSanitizer, through the stress scenarios (smaller: TSan is slow).
+	@$(MAKE) --no-print-directory BUILD=build-tsan OPT="-O1 -g" SANFLAGS="-fsanitize=thread" build-tsan/kdelta
+	@KDELTA=$(CURDIR)/build-tsan/kdelta KD_STRESS_WRITES=2000 KD_STRESS_SUBS=10 \
+	   TSAN_OPTIONS=halt_on_error=1 python3 tests/server/test_http_stress.py
 
 valgrind: deps-test
 	@$(MAKE) --no-print-directory all $(UNIT_BIN)

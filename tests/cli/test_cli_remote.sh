@@ -21,32 +21,7 @@
 t_begin
 OUT=""; ERR=""; RC=0
 
-SERVER_PID=""
-stop_server() {
-    [ -n "$SERVER_PID" ] || return 0
-    kill -TERM "$SERVER_PID" 2>/dev/null
-    wait "$SERVER_PID"
-    SERVER_RC=$?
-    SERVER_PID=""
-}
 trap 'stop_server; [ -n "${KEEP_T_DIR:-}" ] || rm -rf "$T_DIR"' EXIT
-
-# start_server DIR: serves DIR on a free port; sets URL.
-start_server() {
-    rm -f "$1/serve.addr"
-    "$KDELTA" --db "$1" serve --port 0 2>>"$T_DIR/serve.log" &
-    SERVER_PID=$!
-    for _ in $(seq 1 100); do
-        [ -s "$1/serve.addr" ] && break
-        sleep 0.1
-    done
-    URL=$(cat "$1/serve.addr" 2>/dev/null)
-    if [ -z "$URL" ]; then
-        echo "server did not start:" >&2
-        cat "$T_DIR/serve.log" >&2
-        exit 1
-    fi
-}
 
 # ---- the seed database -----------------------------------------------------------------
 

@@ -9,14 +9,7 @@
 t_begin
 OUT=""; ERR=""; RC=0
 
-SERVER_PID=""; WATCH_PID=""
-stop_server() {
-    [ -n "$SERVER_PID" ] || return 0
-    kill -TERM "$SERVER_PID" 2>/dev/null
-    wait "$SERVER_PID"
-    SERVER_RC=$?
-    SERVER_PID=""
-}
+WATCH_PID=""
 stop_watch() {  # SIG: stops the watch in the background, sets WATCH_RC
     [ -n "$WATCH_PID" ] || return 0
     kill "-${1:-TERM}" "$WATCH_PID" 2>/dev/null
@@ -26,18 +19,6 @@ stop_watch() {  # SIG: stops the watch in the background, sets WATCH_RC
 }
 trap 'stop_watch KILL; stop_server; rm -rf "$T_DIR"' EXIT
 
-# start_server DIR [PORT]: sets URL.
-start_server() {
-    rm -f "$1/serve.addr"
-    "$KDELTA" --db "$1" serve --port "${2:-0}" 2>>"$T_DIR/serve.log" &
-    SERVER_PID=$!
-    for _ in $(seq 1 100); do
-        [ -s "$1/serve.addr" ] && break
-        sleep 0.1
-    done
-    URL=$(cat "$1/serve.addr" 2>/dev/null)
-    [ -n "$URL" ] || { echo "server did not start:" >&2; cat "$T_DIR/serve.log" >&2; exit 1; }
-}
 # start_watch FILE ARGS...: a watch in the background writing to FILE.
 start_watch() {
     local f=$1
