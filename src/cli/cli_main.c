@@ -203,9 +203,10 @@ static const cli_cmd commands[] = {
      "  --deep   also re-hash every value and version header\n",
      CLI_OPT_DEEP, 0, 0, cli_cmd_check},
     {"serve", "", "serve the database over HTTP",
-     "Opens the database and serves the HTTP API (docs/http.md) until SIGINT or SIGTERM,\n"
-     "then finishes the requests in flight, syncs and exits 0. While it runs, other kdelta\n"
-     "commands on the same database go through the server automatically.\n"
+     "Opens the database and serves the HTTP API (docs/http.md) until SIGINT, SIGTERM or\n"
+     "SIGHUP, then finishes the requests in flight, syncs and exits 0 (a second signal stops\n"
+     "at once, still syncing). While it runs, other kdelta commands on the same database go\n"
+     "through the server automatically.\n"
      "\n"
      "Options:\n"
      "  --port N              TCP port (default 8080; 0 = any free port)\n"

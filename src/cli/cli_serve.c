@@ -1,6 +1,8 @@
 /*
 ** cli_serve.c — `kdelta serve`: validates the server options, opens the database and runs
-** the HTTP server (src/server/, docs/http.md) until SIGINT or SIGTERM.
+** the HTTP server (src/server/, docs/http.md) until SIGINT, SIGTERM or SIGHUP. The stop
+** signals are blocked before the database is opened, so that every thread inherits the
+** mask and only the server's sigwait ever takes them.
 **
 ** May call: the public API (korudelta.h), cli.h helpers, the server's entry point
 ** (server/server.h), the C library.
@@ -99,6 +101,10 @@ int cli_cmd_serve(cli *c) {
         opt.max_connections = (unsigned)v;
     }
 
+    /* Before the database is opened: kd_open starts the library's maintenance thread, and
+    ** a thread that has the stop signals unblocked lets one kill the process (without a
+    ** sync, leaving serve.addr behind) whenever the main thread is not in sigwait. */
+    kd_server_block_signals(NULL);
     if ((rc = cli_open_db(c)) != 0) return rc;
     if (kd_server_run(c->db, &opt, err, sizeof err) != 0)
         return cli_fail(c, KD_ERROR, "%s", err[0] ? err : "the server failed");

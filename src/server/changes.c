@@ -34,6 +34,11 @@
 **     for space) and only then calling kd_unsubscribe, which waits for the producer to
 **     return.
 **   - The open_feeds gauge counts a feed from registration to teardown.
+**   - A client that leaves is noticed within HANGUP_CHECK_MS (peer_gone) by an idle SSE
+**     stream and by a waiting long-poll, which then end their subscription.
+**   - Stopping: srv_changes_shutdown wakes every feed; SSE streams end at once. After a
+**     grace period server.c calls it again with cut, which shuts down the sockets of the
+**     streams still open (their client stopped reading, so MHD's thread is stuck in send).
 **
 ** Parameters come from srv_conn_arg (server.c), already percent-decoded: the server's
 ** unescape callback leaves URLs raw and server.c decodes the arguments itself.
@@ -45,6 +50,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "server_int.h"
@@ -58,7 +64,8 @@
 #define LP_SCAN_MS         2000          /* at least this long to scan what already exists */
 #define LP_DRAIN_MS        1000          /* at most this long to drain after a first event */
 #define LP_POLL_MS         2             /* how often to look at the subscription's progress */
-#define HANGUP_CHECK_MS    1000          /* how often an idle stream looks for a closed peer */
+#define HANGUP_CHECK_MS    1000          /* how often an idle stream or a waiting long-poll
+                                            looks for a closed peer */
 
 #define DEFAULT_LIMIT      1000
 #define MAX_LIMIT          10000
@@ -80,8 +87,10 @@ typedef struct feed {
     char *buf;                /* SSE: bytes not yet sent are buf[off..len).
                                  long-poll: the events so far, comma-separated */
     size_t off, len, cap;
-    /* SSE */
     int fd;                   /* the connection's socket, -1 when unknown */
+    int cut;                  /* under reg_mu: the stop shut the socket down */
+    /* SSE */
+    int sse;                  /* an SSE stream (else a long-poll) */
     unsigned heartbeat_ms;
     struct timespec next_beat; /* consumer only */
     int lingering;            /* the consumer waits SSE_LINGER_MS for a fuller batch */
@@ -91,6 +100,7 @@ typedef struct feed {
     size_t count, limit;
     uint64_t last_taken;      /* seq of the last event taken */
     uint64_t first_refused;   /* seq of the first wanted event not taken; 0 = none */
+    int gone;                 /* the client closed the connection while we waited */
     /* the registry of open feeds, under reg_mu */
     struct feed *reg_next, *reg_prev;
     int registered;
@@ -124,13 +134,23 @@ static void reg_remove(feed *f) {
     atomic_fetch_sub(&f->s->open_feeds, 1);
 }
 
-void srv_changes_shutdown(srv *s) {
+/* A registered feed's fd is an open socket: MHD destroys a connection's response (whose
+** free callback, sse_free, unregisters the feed) before it closes the socket, which it
+** does only after the connection's thread has ended. Holding reg_mu keeps the feed
+** registered, so shutting its socket down here can never hit a reused descriptor. A
+** long-poll is not cut: woken, it answers at once. */
+void srv_changes_shutdown(srv *s, int cut) {
     pthread_mutex_lock(&reg_mu);
     for (feed *f = reg_head; f; f = f->reg_next) {
         if (f->s != s) continue;
         pthread_mutex_lock(&f->mu);
         pthread_cond_broadcast(&f->cond);
         pthread_mutex_unlock(&f->mu);
+        if (cut && f->sse && f->fd >= 0 && !f->cut) {
+            f->cut = 1;
+            shutdown(f->fd, SHUT_RDWR);
+            srv_log(s, SRV_LOG_INFO, "stopping: closed a change stream whose client does not read");
+        }
     }
     pthread_mutex_unlock(&reg_mu);
 }
@@ -414,6 +434,13 @@ static void sse_on_change(void *ctx, const kd_entry *e) {
     kd_free(json);
 }
 
+/* The connection's socket, -1 when MHD does not say. */
+static int conn_fd(struct MHD_Connection *conn) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    return ci ? ci->connect_fd : -1;
+}
+
 /* True when the client has closed its end. MHD would notice only at the next write (up
 ** to a heartbeat away); looking now ends the subscription and frees the thread sooner.
 ** A peer that only shut down its sending side looks the same; SSE clients do not. */
@@ -531,9 +558,8 @@ static struct MHD_Response *sse_start(srv *s, struct MHD_Connection *conn, const
     feed *f = feed_new(s);
     if (!f) return nomem(status);
     f->heartbeat_ms = p->heartbeat_ms;
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    f->fd = ci ? ci->connect_fd : -1;
+    f->sse = 1;
+    f->fd = conn_fd(conn);
     f->next_beat = ts_add_ms(mono_now(), p->heartbeat_ms);
     /* A first comment, so the client knows at once that the stream is open. */
     static const char hello[] = ": ok\n\n";
@@ -605,18 +631,29 @@ static uint64_t committed_seq(kd_db *db) {
 }
 
 /* Waits (f->mu held) until the answer is ready: some events taken and what was already
-** committed drained, the limit reached, or the timeout passed with nothing. */
+** committed drained, the limit reached, or the timeout passed with nothing. Every
+** HANGUP_CHECK_MS it looks whether the client is still there (MHD does not watch the
+** socket while its thread is here); when it has left, sets f->gone and returns, which
+** ends the subscription and frees the thread and the connection slot. */
 static void lp_wait(feed *f, unsigned timeout_ms, uint64_t committed_at_start) {
     struct timespec start = mono_now();
     struct timespec deadline = ts_add_ms(start, timeout_ms);
     struct timespec scan_deadline =
         ts_add_ms(start, timeout_ms > LP_SCAN_MS ? timeout_ms : LP_SCAN_MS);
     struct timespec drain_deadline = {0, 0};
+    struct timespec next_check = ts_add_ms(start, HANGUP_CHECK_MS);
     uint64_t target = 0;
     for (;;) {
         if (atomic_load(&f->s->stopping) || f->failed || f->first_refused) return;
         uint64_t done = kd_subscription_seq(f->sub);
         struct timespec now = mono_now(), until;
+        if (!ts_before(now, next_check)) {
+            if (peer_gone(f->fd)) {
+                f->gone = 1;
+                return;
+            }
+            next_check = ts_add_ms(now, HANGUP_CHECK_MS);
+        }
         if (f->count > 0) {
             if (!drain_deadline.tv_sec && !drain_deadline.tv_nsec) {
                 /* Take what was committed along with the first event before answering. */
@@ -633,6 +670,7 @@ static void lp_wait(feed *f, unsigned timeout_ms, uint64_t committed_at_start) {
             if (!ts_before(now, deadline)) return;
             until = deadline;         /* the producer signals the first event */
         }
+        until = ts_min(until, next_check);
         pthread_cond_timedwait(&f->cond, &f->mu, &until);
     }
 }
@@ -644,6 +682,7 @@ static struct MHD_Response *longpoll(srv *s, struct MHD_Connection *conn, const 
     feed *f = feed_new(s);
     if (!f) return nomem(status);
     f->limit = p->limit;
+    f->fd = conn_fd(conn);
     uint64_t committed = committed_seq(s->db);
     kd_sub_options o = sub_options(p);
     int rc = kd_subscribe(s->db, &o, lp_on_change, f, &f->sub);
@@ -670,6 +709,8 @@ static struct MHD_Response *longpoll(srv *s, struct MHD_Connection *conn, const 
     uint64_t last = kd_subscription_seq(f->sub);
     feed_stop(f);
     if (idle_timeout) MHD_set_connection_option(conn, MHD_CONNECTION_OPTION_TIMEOUT, idle_timeout);
+    /* A client that left gets its answer too: MHD fails to send it and closes. */
+    if (f->gone) srv_log(s, SRV_LOG_DEBUG, "long-poll: the client left while it waited");
 
     if (last < f->last_taken) last = f->last_taken;       /* its seq is stored after the call */
     if (f->first_refused && last >= f->first_refused) last = f->first_refused - 1;

@@ -528,6 +528,14 @@ static struct MHD_Response *batch_op(kd_batch *b, kd_json_val op, size_t i, unsi
                         ns ? "key" : "namespace");
         goto out;
     }
+    /* Checked here so that the message names the op (the library names an item only in
+    ** batches of more than one). */
+    if ((rc = kd_valid_namespace(ns, 0)) != KD_OK || (rc = kd_valid_key(key)) != KD_OK) {
+        char what[32];
+        snprintf(what, sizeof what, "op %zu", i);
+        resp = srv_fail_kd(status, rc, what);
+        goto out;
+    }
     if (streq(kind, "put")) {
         kd_json_val v = kd_json_get(op, "value");
         if (!v.p) {
@@ -548,6 +556,25 @@ out:
     kd_free(ns);
     kd_free(key);
     return resp;
+}
+
+/* The error of a failed commit of n ops, its message naming the op by its 1-based
+** position as the rest of the batch errors do: the library's "item N (ns/key): ..." and
+** "items N and M ..." become "op N (ns/key): ..." and "ops N and M ...", and the one op of
+** a single-op batch (which the library does not number) gets "op 1: ". A failure of the
+** whole commit (I/O, disk full, read-only) names no op. Call right after the commit. */
+static struct MHD_Response *commit_error(int rc, size_t n, unsigned *status) {
+    const char *code;
+    const char *m = kd_errmsg(NULL);
+    unsigned st = srv_status_for(rc, &code);
+    int op_error = rc == KD_INVALID || rc == KD_NOTFOUND || rc == KD_TOOBIG || rc == KD_CONFLICT;
+    if (!m || !*m) m = kd_strerror(rc);
+    if (strncmp(m, "item ", 5) == 0 && m[5] >= '1' && m[5] <= '9')
+        return srv_fail(status, st, code, "op %s", m + 5);
+    if (strncmp(m, "items ", 6) == 0 && m[6] >= '1' && m[6] <= '9')
+        return srv_fail(status, st, code, "ops %s", m + 6);
+    if (op_error && n == 1) return srv_fail(status, st, code, "op 1: %s", m);
+    return srv_fail(status, st, code, "%s", m);
 }
 
 static struct MHD_Response *h_batch(srv *s, srv_req *r, unsigned *status) {
@@ -573,7 +600,7 @@ static struct MHD_Response *h_batch(srv *s, srv_req *r, unsigned *status) {
     while (kd_json_next(ops, &pos, NULL, &op))
         if ((resp = batch_op(b, op, ++i, status))) goto out;
     if (kd_batch_count(b) && (rc = kd_batch_commit(s->db, b, &first, &last)) != KD_OK) {
-        resp = srv_fail_kd(status, rc, NULL);
+        resp = commit_error(rc, kd_batch_count(b), status);
         goto out;
     }
     {
@@ -625,6 +652,10 @@ static struct MHD_Response *h_keys(srv *s, srv_req *r, unsigned *status) {
     srv_buf b = {0};
     if ((rc = kd_valid_namespace(ns, 0)) != KD_OK) return srv_fail_kd(status, rc, NULL);
     if ((resp = arg_uint(r, "limit", KEYS_LIMIT_MAX, &limit, NULL, status))) return resp;
+    if (limit == 0) /* a page of nothing with "more":true would never let a pager finish */
+        return srv_fail(status, MHD_HTTP_BAD_REQUEST, "invalid",
+                        "query parameter 'limit' must be an integer from 1 to %d, not '0'",
+                        KEYS_LIMIT_MAX);
     /* One more than asked says whether more remain. */
     rc = kd_list_keys(s->db, ns, after, (size_t)limit + 1, &keys, &n);
     if (rc != KD_OK) return srv_fail_kd(status, rc, NULL);

@@ -26,11 +26,18 @@
 ** body buffer; they are reused by the next request on the connection, so a keep-alive GET
 ** allocates nothing here.
 **
-** Stopping: SIGINT and SIGTERM are blocked before MHD starts its threads (they inherit the
-** mask) and kd_server_run waits for them with sigwait. Then: stopping is set (new requests
-** get 503 shutting_down with Connection: close), MHD stops accepting, change streams are
-** woken, in-flight requests are waited for (up to 30 s), the daemon stops, the database is
-** synced and serve.addr removed. The caller closes the database, which releases the lock.
+** Stopping: the stop signals (SIGINT, SIGTERM, SIGHUP) are blocked before the database is
+** opened (kd_server_block_signals, called by `kdelta serve`), so every thread inherits the
+** mask and kd_server_run alone takes them, with sigwait. Then: stopping is set (new
+** requests get 503 shutting_down with Connection: close; /healthz says shutting_down), MHD
+** stops accepting, change streams are woken and end, and in-flight requests are waited for
+** (drain). After SRV_STOP_GRACE_NS the connections that cannot end by themselves are shut
+** down: SSE streams whose client stopped reading (MHD's thread is stuck in send) and
+** requests whose body is still arriving (not acknowledged, nothing written). The drain
+** ends when nothing is in flight, after SRV_DRAIN_TIMEOUT_NS, or at a second stop signal
+** ("stopping now"). Then the daemon stops (MHD shuts down the sockets left and joins their
+** threads), the database is synced and serve.addr removed; kd_server_run returns 0. The
+** caller closes the database, which releases the lock.
 */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -53,6 +60,7 @@
 
 #define SRV_IDLE_TIMEOUT_S 60       /* docs/http.md: an idle connection is closed */
 #define SRV_DRAIN_TIMEOUT_NS (30ull * 1000000000ull)
+#define SRV_STOP_GRACE_NS (1000000000ull) /* then stalled streams and bodies are cut */
 /* MHD's per-connection pool: the read buffer, the parsed headers and the response head.
 ** It bounds a request's head (request line and headers) at about this size, and MHD
 ** zeroes about 1.5 times it on every request (the read buffer when the answer is built,
@@ -64,9 +72,17 @@
 #define SRV_LOG_PATH_MAX 512        /* bytes of the path kept for the access log */
 #define SRV_DISCARD_MAX (16u << 20) /* body bytes read past an early answer before closing */
 
+/* Where a connection's request is, for the stop (srv_conn.phase). Only a request still
+** receiving its body may be cut: the CAS from RECEIVING decides, once, between running
+** the handler and cutting, so a cut request never writes anything. */
+enum { PH_IDLE = 0, PH_RECEIVING, PH_RUNNING, PH_CUT };
+
 /* One per TCP connection (MHD's socket context). */
 typedef struct srv_conn {
     srv *s;
+    int fd;                        /* the socket; open while the connection is in s->conns */
+    struct srv_conn *next, *prev;  /* s->conns, under s->conns_mu */
+    atomic_int phase;              /* PH_* */
     srv_req req;
     int active;                    /* a request is in flight (counted in s->in_flight) */
     srv_handler handler;           /* the matched route's handler, or NULL */
@@ -605,6 +621,7 @@ static enum MHD_Result queue(srv_conn *c, struct MHD_Response *resp, unsigned st
     c->status = status;
     c->resp_bytes = last_resp_len;
     c->queued = 1;
+    atomic_store(&c->phase, PH_RUNNING);
     ret = MHD_queue_response(c->req.conn, status, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -615,6 +632,24 @@ static enum MHD_Result queue(srv_conn *c, struct MHD_Response *resp, unsigned st
 static enum MHD_Result queue_and_close(srv_conn *c, struct MHD_Response *resp, unsigned status) {
     if (resp) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     return queue(c, resp, status);
+}
+
+/* The answer to a request that arrives while the server stops: 503 shutting_down, except
+** for GET /healthz, which answers in its own words (docs/http.md). */
+static struct MHD_Response *stopping_answer(srv_conn *c, const char *url, unsigned *status) {
+    srv_req *r = &c->req;
+    const char *allow = NULL;
+    unsigned st = 0;
+    int body;
+    struct MHD_Response *resp = decode_request(c, url, &st);
+    if (resp) {
+        MHD_destroy_response(resp);
+    } else if (!st) {
+        srv_handler h = srv_route(r, &st, &allow, &body);
+        if (h && r->route == SRV_R_HEALTHZ) return h(c->s, r, status);
+    }
+    *status = MHD_HTTP_SERVICE_UNAVAILABLE;
+    return srv_error_response("shutting_down", "the server is stopping", NULL, NULL);
 }
 
 /* The first call for a request. */
@@ -654,9 +689,10 @@ static enum MHD_Result begin_request(srv_conn *c, struct MHD_Connection *conn, c
     last_resp_len = 0;
 
     if (atomic_load_explicit(&s->stopping, memory_order_relaxed)) {
-        resp = srv_error_response("shutting_down", "the server is stopping", NULL, NULL);
-        return queue_and_close(c, resp, MHD_HTTP_SERVICE_UNAVAILABLE);
+        resp = stopping_answer(c, url, &status);
+        return queue_and_close(c, resp, status);
     }
+    atomic_store(&c->phase, PH_RECEIVING);
     if ((resp = decode_request(c, url, &status)) != NULL || status) {
         c->early = resp;
         c->early_status = status;
@@ -745,6 +781,9 @@ static enum MHD_Result finish_request(srv_conn *c) {
         c->early = NULL;
         return queue(c, resp, c->early_status);
     }
+    int expect = PH_RECEIVING;
+    if (!atomic_compare_exchange_strong(&c->phase, &expect, PH_RUNNING))
+        return MHD_NO; /* cut by the stop (cut_receivers): its socket is already shut down */
     if (c->body_len) {
         c->body[c->body_len] = '\0';
         c->req.body = c->body;
@@ -798,6 +837,7 @@ static void end_request(srv_conn *c) {
     }
     c->body_len = 0;
     c->active = 0;
+    atomic_store(&c->phase, PH_IDLE);
     atomic_fetch_sub_explicit(&s->in_flight, 1, memory_order_release);
 }
 
@@ -821,6 +861,9 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
                 MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
             const struct sockaddr *sa = ci ? ci->client_addr : NULL;
             c->s = s;
+            ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+            c->fd = ci ? ci->connect_fd : -1;
+            atomic_init(&c->phase, PH_IDLE);
             snprintf(c->remote, sizeof c->remote, "-");
             if (sa && sa->sa_family == AF_INET)
                 inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, c->remote,
@@ -828,12 +871,23 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
             else if (sa && sa->sa_family == AF_INET6)
                 inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, c->remote,
                           sizeof c->remote);
+            pthread_mutex_lock(&s->conns_mu);
+            c->next = s->conns;
+            if (s->conns) s->conns->prev = c;
+            s->conns = c;
+            pthread_mutex_unlock(&s->conns_mu);
         }
         *socket_context = c;
         srv_metrics_connection(s, 1);
     } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
         srv_conn *c = *socket_context;
         if (c) {
+            /* MHD tells before it closes the socket: c->fd stays valid while c is listed. */
+            pthread_mutex_lock(&s->conns_mu);
+            if (c->prev) c->prev->next = c->next;
+            else s->conns = c->next;
+            if (c->next) c->next->prev = c->prev;
+            pthread_mutex_unlock(&s->conns_mu);
             if (c->active) end_request(c); /* MHD did not report the request's end */
             free(c->arena);
             free(c->body);
@@ -945,20 +999,80 @@ static void raise_fd_limit(void) {
     }
 }
 
-/* Waits until no request is in flight or the drain timeout passes. Change streams are
-** woken again each round, in case one opened while the first wake-up went out. */
-static void drain(srv *s) {
-    uint64_t deadline = now_ns() + SRV_DRAIN_TIMEOUT_NS;
+static const char *signal_name(int sig) {
+    switch (sig) {
+    case SIGINT: return "SIGINT";
+    case SIGTERM: return "SIGTERM";
+    case SIGHUP: return "SIGHUP";
+    default: return "a signal";
+    }
+}
+
+void kd_server_block_signals(sigset_t *set) {
+    sigset_t stop;
+    struct sigaction hup;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    /* A hang-up (the terminal went away) would kill the process unsynced: it stops the
+    ** server like SIGTERM instead. Under nohup, which ignores it, it stays ignored (a
+    ** blocked signal is queued even when ignored, so it must not be blocked then). */
+    if (sigaction(SIGHUP, NULL, &hup) == 0 && hup.sa_handler != SIG_IGN) sigaddset(&stop, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    /* A client that closes mid-answer (MHD sends with MSG_NOSIGNAL anyway) or a closed
+    ** stderr is an error on one write, never a reason to die. */
+    signal(SIGPIPE, SIG_IGN);
+    if (set) *set = stop;
+}
+
+/* Shuts down the connections whose request is still receiving its body: not acknowledged,
+** so nothing is lost, and a client that never sends the rest would otherwise hold the
+** stop for the whole drain timeout. */
+static void cut_receivers(srv *s) {
+    unsigned n = 0;
+    pthread_mutex_lock(&s->conns_mu);
+    for (srv_conn *c = s->conns; c; c = c->next) {
+        int expect = PH_RECEIVING;
+        if (c->fd >= 0 && atomic_compare_exchange_strong(&c->phase, &expect, PH_CUT)) {
+            shutdown(c->fd, SHUT_RDWR);
+            n++;
+        }
+    }
+    pthread_mutex_unlock(&s->conns_mu);
+    if (n)
+        srv_log(s, SRV_LOG_INFO,
+                "stopping: closed %u connection(s) whose request body had not arrived", n);
+}
+
+/* Waits until no request is in flight, the drain timeout passes or a second stop signal
+** arrives. Change streams are woken again each round, in case one opened while the first
+** wake-up went out; after the grace period what cannot end by itself is cut. */
+static void drain(srv *s, const sigset_t *stop) {
+    uint64_t start = now_ns();
     struct timespec tick = {0, 10 * 1000 * 1000};
     unsigned round = 0;
+    int cut = 0;
     while (atomic_load_explicit(&s->in_flight, memory_order_acquire) > 0) {
-        if (now_ns() >= deadline) {
+        uint64_t waited = now_ns() - start;
+        if (waited >= SRV_DRAIN_TIMEOUT_NS) {
             srv_log(s, SRV_LOG_WARN, "stopping with %ld request(s) still running",
                     (long)atomic_load(&s->in_flight));
             return;
         }
-        if (++round % 10 == 0) srv_changes_shutdown(s);
-        nanosleep(&tick, NULL);
+        if (!cut && waited >= SRV_STOP_GRACE_NS) {
+            cut = 1;
+            cut_receivers(s);
+            srv_changes_shutdown(s, 1);
+        } else if (++round % 10 == 0) {
+            srv_changes_shutdown(s, cut);
+        }
+        /* The pause between rounds, cut short by another stop signal. */
+        int sig = sigtimedwait(stop, NULL, &tick);
+        if (sig > 0) {
+            srv_log(s, SRV_LOG_WARN, "second signal (%s): stopping now, %ld request(s) cut short",
+                    signal_name(sig), (long)atomic_load(&s->in_flight));
+            return;
+        }
     }
 }
 
@@ -991,6 +1105,7 @@ int kd_server_run(kd_db *db, const kd_server_options *opt, char *err, size_t err
         fail_msg(err, errlen, "out of memory");
         return 1;
     }
+    pthread_mutex_init(&s.conns_mu, NULL); /* destroyed at out */
     if (srv_metrics_init(&s) != KD_OK) {
         fail_msg(err, errlen, "out of memory");
         goto out;
@@ -1005,13 +1120,8 @@ int kd_server_run(kd_db *db, const kd_server_options *opt, char *err, size_t err
     snprintf(s.url, sizeof s.url, "http://%s:%u", host, port);
 
     /* Blocked before MHD starts its threads, which inherit the mask: only sigwait below
-    ** receives the stop signals. A broken pipe is an error on one connection, never a
-    ** reason to die. */
-    sigemptyset(&set);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    ** receives the stop signals (`kdelta serve` blocked them already, before kd_open). */
+    kd_server_block_signals(&set);
     raise_fd_limit();
 
     s.daemon = MHD_start_daemon(
@@ -1046,9 +1156,9 @@ int kd_server_run(kd_db *db, const kd_server_options *opt, char *err, size_t err
     srv_log(&s, SRV_LOG_INFO, "listening on %s (database %s, max body %zu bytes, max %u connections)",
             s.url, s.abs_path, s.opt.max_body, s.opt.max_connections);
 
-    while (sigwait(&set, &sig) != 0 || (sig != SIGINT && sig != SIGTERM)) {
+    while (sigwait(&set, &sig) != 0) {
     }
-    srv_log(&s, SRV_LOG_INFO, "%s received: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    srv_log(&s, SRV_LOG_INFO, "%s received: stopping", signal_name(sig));
 
     atomic_store(&s.stopping, 1);
     {
@@ -1060,8 +1170,8 @@ int kd_server_run(kd_db *db, const kd_server_options *opt, char *err, size_t err
             lfd_owned_by_mhd = 0;
         }
     }
-    srv_changes_shutdown(&s);
-    drain(&s);
+    srv_changes_shutdown(&s, 0);
+    drain(&s, &set);
     MHD_stop_daemon(s.daemon);
     s.daemon = NULL;
     rc = kd_sync(db);
@@ -1077,6 +1187,7 @@ out:
     if (lfd >= 0 && !lfd_owned_by_mhd) close(lfd);
     if (addr_written) remove_addr_file(s.opt.db_path);
     srv_metrics_free(&s);
+    pthread_mutex_destroy(&s.conns_mu);
     free(s.abs_path);
     return rc;
 }

@@ -14,6 +14,7 @@
 #define KD_SERVER_INT_H
 
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -42,6 +43,8 @@ struct srv {
     char *abs_path;               /* the database directory, absolute (for _status) */
     uint64_t start_ns;            /* CLOCK_MONOTONIC at start (uptime) */
     char url[96];                 /* http://HOST:PORT, as written to serve.addr */
+    pthread_mutex_t conns_mu;     /* guards conns */
+    struct srv_conn *conns;       /* every open connection (server.c): what the stop cuts */
 };
 
 /* ---- requests (server.c fills them, routes.c answers them) --------------------------------- */
@@ -144,8 +147,10 @@ void srv_log(const srv *s, int level, const char *fmt, ...) __attribute__((forma
 ** in the connection's own thread (the daemon uses a thread per connection), so a stream's
 ** content callback may block while it waits for changes. */
 struct MHD_Response *srv_changes(srv *s, struct MHD_Connection *conn, unsigned *status);
-/* Wakes every open stream and long-poll so that they notice s->stopping and end. */
-void srv_changes_shutdown(srv *s);
+/* Wakes every open stream and long-poll so that they notice s->stopping and end. With
+** cut, also shuts down the socket of every SSE stream still open: one whose client stopped
+** reading leaves MHD's thread blocked in send, where no wake-up reaches it. */
+void srv_changes_shutdown(srv *s, int cut);
 
 /* ---- metrics (metrics.c) ------------------------------------------------------------------ */
 int srv_metrics_init(srv *s);       /* KD_OK or KD_NOMEM */

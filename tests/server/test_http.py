@@ -11,15 +11,18 @@ import json
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from httplib import (KDELTA, SSE, Client, Server, Tests, metric, micros_ts,  # noqa: E402
-                     parse_metrics, q, raw_request, raw_status, tempdir, ts_micros,
+from httplib import (KDELTA, SSE, Client, Resp, Server, Tests, metric,  # noqa: E402
+                     micros_ts, parse_metrics, q, raw_request, raw_status, tempdir, ts_micros,
                      unix_form)
+from httplib import _response_complete  # noqa: E402
 
 T = Tests("test_http")
 API = "/api/v1"
@@ -481,9 +484,22 @@ def t_batch(c, srv):
         ("op not an object", [{"op": "put", "namespace": "bat", "key": "x", "value": 1}, 7],
          400, "invalid", 2),
     ]
+    bad += [
+        # One op: the library numbers no item then; the server still names op 1.
+        ("single bad name", [{"op": "put", "namespace": "_sys", "key": "x", "value": 1}],
+         400, "invalid", 1),
+        ("single missing delete", [{"op": "delete", "namespace": "bat", "key": "nope"}],
+         404, "not_found", 1),
+        ("bad key", [{"op": "put", "namespace": "bat", "key": "x", "value": 1},
+                     {"op": "put", "namespace": "bat", "key": "y", "value": 1},
+                     {"op": "delete", "namespace": "bat", "key": "_k"}], 400, "invalid", 3),
+        ("empty namespace", [{"op": "put", "namespace": "", "key": "x", "value": 1}],
+         400, "invalid", 1),
+    ]
     for name, ops, status, code, pos in bad:
         r = c.post(API + "/_batch", {"ops": ops})
-        T.error(r, status, code, "_batch %s" % name, msg_re=r"\b%d\b" % pos)
+        # "op N: ...", "op N (ns/key): ..." or, for a key given twice, "ops M and N ...".
+        T.error(r, status, code, "_batch %s" % name, msg_re=r"^ops? (\d+ and )?%d\b" % pos)
         T.error(c.get(rec("bat", "x")), 404, "not_found", "_batch %s wrote nothing" % name)
     T.eq((c.get(API + "/_status").json or {}).get("seq"), seq0, "failed batches kept seq")
     r = c.post(API + "/_batch", {"ops": []})
@@ -612,6 +628,8 @@ def t_keys(c):
          "unknown namespace: empty")
     T.status(c.get(API + "/keys/_keys?limit=100000"), 200, "limit=100000")
     T.error(c.get(API + "/keys/_keys?limit=100001"), 400, "invalid", "limit=100001")
+    # An empty page saying "more":true would keep a pager asking forever.
+    T.error(c.get(API + "/keys/_keys?limit=0"), 400, "invalid", "limit=0", msg_re="from 1 to")
     T.error(c.get(API + "/keys/_keys?limit=abc"), 400, "invalid", "limit=abc")
     T.error(c.get(API + "/keys/_keys?limit=-1"), 400, "invalid", "limit=-1")
     T.error(c.get(API + "/bad%20ns/_keys"), 400, "invalid", "_keys bad namespace")
@@ -1043,6 +1061,27 @@ def t_changes_longpoll(c, srv, s, seqs):
     T.eq((r.json or {}).get("changes"), [], "nothing after last_seq")
     T.eq((r.json or {}).get("last_seq"), cur + 2, "last_seq covers the skipped version")
 
+    # A client that leaves a waiting long-poll frees its subscription (the open_feeds
+    # gauge) within about a second, not at the end of its 60 s timeout.
+    def open_feeds():
+        return metric(parse_metrics(Client(srv.port).get("/metrics").raw.decode())[0],
+                      "korudelta_open_feeds")
+
+    base = open_feeds()
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+    s.sendall(("GET %s&since=now&timeout=60000 HTTP/1.1\r\nHost: x\r\n\r\n" % lp).encode())
+    deadline = time.time() + 5
+    while open_feeds() != base + 1 and time.time() < deadline:
+        time.sleep(0.05)
+    T.eq(open_feeds(), base + 1, "a waiting long-poll is an open feed")
+    s.close()
+    t0 = time.time()
+    while open_feeds() != base and time.time() - t0 < 5:
+        time.sleep(0.05)
+    el = time.time() - t0
+    T.eq(open_feeds(), base, "the feed closes when the client leaves")
+    T.ok(el < 2.5, "the feed closed %.2f s after the client left (< 2.5 s)" % el)
+
 
 def t_access_log_default(srv):
     pat = re.compile(r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z INFO 127\.0\.0\.1 '
@@ -1131,6 +1170,78 @@ def t_stop(srv):
         T.ok(False, "kdelta get output is JSON", p.stdout)
 
 
+def read_response(sock, timeout=5):
+    """One response from a keep-alive socket (no body for none), as a Resp."""
+    sock.settimeout(timeout)
+    out = b""
+    while not _response_complete(out):
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        out += chunk
+    head, _, body = out.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    m = re.match(r"HTTP/1\.[01] (\d{3})", lines[0])
+    headers = {}
+    for l in lines[1:]:
+        k, _, v = l.partition(":")
+        headers[k.strip().title()] = v.strip()
+    return Resp(int(m.group(1)) if m else None, headers, body)
+
+
+def t_stop_requests(tmp):
+    """While the server stops: /healthz says shutting_down, other requests get the
+    shutting_down error, both with Connection: close; a request whose body has not arrived
+    is cut after the 1 s grace, so the stop does not wait 30 s for it."""
+    srv = Server(os.path.join(tmp, "hz"))
+    socks = []
+    try:
+        def conn():
+            s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+            socks.append(s)
+            return s
+        hz, other, slow = conn(), conn(), conn()
+        hz.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        T.eq(read_response(hz).json, {"status": "ok"}, "healthz before the stop")
+        other.sendall(b"GET /api/v1/_status HTTP/1.1\r\nHost: x\r\n\r\n")
+        T.status(read_response(other), 200, "_status before the stop")
+        slow.sendall(b"PUT /api/v1/hz/slow HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                     b"application/json\r\nContent-Length: 20\r\n\r\n{\"valu")
+        time.sleep(0.2)
+        t0 = time.time()
+        srv.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+        hz.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        r = read_response(hz)
+        T.status(r, 503, "healthz while stopping")
+        T.eq(r.json, {"status": "shutting_down"}, "healthz while stopping: body")
+        T.eq(r.header("Connection", "").lower(), "close", "healthz while stopping: Connection")
+        T.ok(r.header("Content-Type", "").startswith("application/json"),
+             "healthz while stopping: Content-Type", r.headers)
+        other.sendall(b"GET /api/v1/_status HTTP/1.1\r\nHost: x\r\n\r\n")
+        r = read_response(other)
+        T.error(r, 503, "shutting_down", "another request while stopping")
+        T.eq(r.header("Connection", "").lower(), "close", "shutting_down: Connection")
+        try:
+            rc = srv.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            rc = None
+        took = time.time() - t0
+        T.eq(rc, 0, "exit 0")
+        T.ok(took < 5, "an unfinished body held the stop %.1f s (grace 1 s)" % took)
+        slow.settimeout(5)
+        try:
+            rest = slow.recv(4096)
+        except OSError:
+            rest = b""
+        T.eq(rest, b"", "the unfinished request gets no answer: its connection is closed")
+    finally:
+        for s in socks:
+            s.close()
+        srv.kill()
+    T.ok(not os.path.exists(os.path.join(srv.db, "serve.addr")), "serve.addr removed")
+
+
 def main():
     tmp = tempdir("kd_http_")
     srv = None
@@ -1190,6 +1301,8 @@ def main():
             t_access_log_json(tmp)
         with T.section("--max-body 1KiB"):
             t_max_body(tmp)
+        with T.section("requests while stopping"):
+            t_stop_requests(tmp)
     except SystemExit:
         T.ok(False, "interrupted by a signal")
     finally:

@@ -1,8 +1,11 @@
 # test_http_stress.py — the heavier black-box scenarios of `kdelta serve` (docs/http.md):
 # conditional writes racing from several clients, 50 SSE subscribers each receiving
 # 10,000 writes in order, disconnect and resume with Last-Event-ID while writes go on,
-# a burst of malformed requests that must leave the server healthy, and a graceful
-# shutdown with writes in flight that must lose no acknowledged write.
+# a burst of malformed requests that must leave the server healthy, a graceful
+# shutdown with writes in flight that must lose no acknowledged write, and stops that
+# must stay orderly whatever happens: a stop signal right after startup, a second signal
+# during the drain, SIGHUP, clients that stop reading or never send their body, clients
+# that vanish mid-answer and a closed stderr.
 #
 # Drives the real binary ($KDELTA, default build/kdelta) over 127.0.0.1 with --port 0.
 # Ends with "N passed, N failed"; exits non-zero when anything failed. Every server it
@@ -16,15 +19,18 @@ import os
 import random
 import select
 import shutil
+import signal
 import socket
 import struct
+import subprocess
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from httplib import (SSE, Client, Server, Tests, metric, parse_metrics, q,  # noqa: E402
-                     raw_request, raw_status, tempdir)
+from httplib import (KDELTA, SSE, Client, Server, Tests, metric, parse_metrics,  # noqa: E402
+                     q, raw_request, raw_status, tempdir)
+import httplib  # noqa: E402  (its registry of live servers, killed at exit)
 
 T = Tests("test_http_stress")
 API = "/api/v1"
@@ -598,6 +604,205 @@ def t_shutdown(tmp):
         T.eq(srv2.stop(), 0, "restarted server exits 0")
 
 
+# ---- stopping: signals and clients that do not cooperate ----------------------------------
+
+def _spawn(db, stderr):
+    """A bare `kdelta serve` (no waiting), registered to be killed at exit."""
+    env = dict(os.environ, KORU_LOG="info")
+    env.pop("KORU_URL", None)
+    p = subprocess.Popen([KDELTA, "--db", db, "serve", "--port", "0"], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=stderr, env=env)
+    with httplib._live_lock:
+        httplib._live.append(p)
+    return p
+
+
+def t_signal_at_start(tmp, rounds=30):
+    """SIGTERM as soon as serve.addr appears (the server may not be in sigwait yet), often
+    followed at once by a second one (landing while it stops). A thread with the signals
+    unblocked (the library's, started by kd_open) used to let one of them kill it."""
+    bad = []
+    gaps = (None, 0, 0.0002, 0.0005, 0.001, 0.002)
+    for i in range(rounds):
+        db = os.path.join(tmp, "start%d" % i)
+        os.makedirs(db)
+        addr = os.path.join(db, "serve.addr")
+        with open(os.path.join(tmp, "start.err"), "w") as err:
+            p = _spawn(db, err)
+        deadline = time.time() + 15
+        while not os.path.exists(addr) and time.time() < deadline and p.poll() is None:
+            time.sleep(0)
+        p.send_signal(signal.SIGTERM)
+        gap = gaps[i % len(gaps)]
+        if gap is not None:
+            time.sleep(gap)
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        try:
+            rc = p.wait(30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            rc = "hung"
+        if rc != 0 or os.path.exists(addr):
+            bad.append((i, gap, rc, os.path.exists(addr)))
+        shutil.rmtree(db, ignore_errors=True)
+    T.eq(bad, [], "%d stops right after startup: exit 0, serve.addr removed" % rounds)
+
+
+def t_sighup(tmp):
+    srv = Server(os.path.join(tmp, "hup"))
+    rc = srv.stop(sig=signal.SIGHUP)
+    T.eq(rc, 0, "SIGHUP stops in order: exit 0")
+    T.ok(not os.path.exists(os.path.join(srv.db, "serve.addr")), "SIGHUP: serve.addr removed")
+    T.ok(any("SIGHUP received: stopping" in l for l in srv.lines), "SIGHUP: logged", srv.log(5))
+
+
+def _fill(c, ns, n, size):
+    """n records of about size bytes each in ns, written in batches."""
+    pad = "x" * size
+    for start in range(0, n, 500):
+        ops = [{"op": "put", "namespace": ns, "key": "k%05d" % i, "value": {"i": i, "pad": pad}}
+               for i in range(start, min(n, start + 500))]
+        r = c.post(API + "/_batch", {"ops": ops})
+        if r.status != 200:
+            return r
+    return None
+
+
+def _stalled(port, request, rcvbuf=4096):
+    """A client that sends request and then never reads."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.settimeout(10)
+    s.connect(("127.0.0.1", port))
+    s.sendall(request)
+    return s
+
+
+def _eof_or_reset(s, timeout=5):
+    """Reads what is left; True when the server closed the connection."""
+    s.settimeout(timeout)
+    try:
+        while s.recv(65536):
+            pass
+        return True
+    except ConnectionResetError:
+        return True
+    except OSError:
+        return False
+
+
+def t_stop_stalled(tmp):
+    """A change stream whose client stopped reading (MHD's thread blocked in send) and a
+    request whose body never comes used to hold the stop for the whole 30 s drain."""
+    db = os.path.join(tmp, "stall")
+    srv = Server(db)
+    socks = []
+    try:
+        c = srv.client()
+        T.eq(_fill(c, "big", 4000, 2000), None, "8 MB of records written")
+        sse = _stalled(srv.port, b"GET /api/v1/_changes?since=0 HTTP/1.1\r\nHost: x\r\n\r\n")
+        body = _stalled(srv.port, b"PUT /api/v1/stall/body HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                        b"application/json\r\nContent-Length: 100\r\n\r\n{\"value\":")
+        socks += [sse, body]
+        time.sleep(1.5)  # the stream fills every buffer on the way
+        m = parse_metrics(c.get("/metrics").raw.decode())[0]
+        T.eq(metric(m, "korudelta_open_feeds"), 1, "the stalled stream is open")
+        c.close()
+        t0 = time.time()
+        rc = srv.stop(timeout=40)
+        took = time.time() - t0
+        T.eq(rc, 0, "exit 0")
+        T.ok(took < 5, "stopped in %.1f s (grace 1 s; the drain timeout is 30 s)" % took)
+        T.ok(not os.path.exists(os.path.join(db, "serve.addr")), "serve.addr removed")
+        T.ok(any("closed a change stream" in l for l in srv.lines), "the stalled stream was cut",
+             srv.log(8))
+        T.ok(any("whose request body had not arrived" in l for l in srv.lines),
+             "the unfinished body was cut", srv.log(8))
+        T.ok(_eof_or_reset(body), "the client of the unfinished body sees the connection close")
+    finally:
+        for s in socks:
+            s.close()
+        srv.kill()
+    p = subprocess.run([KDELTA, "--db", db, "--json", "get", "stall/body"], capture_output=True,
+                       timeout=30, env=dict(os.environ, KORU_LOG="error"))
+    T.ok(p.returncode != 0 and b"not found" in p.stderr.lower(),
+         "the unfinished PUT wrote nothing", (p.returncode, p.stderr))
+
+
+def t_second_signal(tmp):
+    """A stop held by a client that does not read its (large) answer: a second SIGTERM must
+    end the drain at once and still stop in order (sync, serve.addr removed, exit 0). A
+    second signal used to be able to kill the process."""
+    db = os.path.join(tmp, "stall")  # t_stop_stalled's records: a 8 MB query answer
+    srv = Server(db)
+    s = None
+    try:
+        s = _stalled(srv.port, b"POST /api/v1/big/_query HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                     b"application/json\r\nContent-Length: 2\r\n\r\n{}")
+        time.sleep(1.0)
+        t0 = time.time()
+        srv.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        T.ok(srv.alive(), "still draining 0.5 s after the first SIGTERM")
+        rc = srv.stop(timeout=40)  # the second SIGTERM
+        took = time.time() - t0
+        T.eq(rc, 0, "exit 0 after a second SIGTERM")
+        T.ok(took < 5, "stopped %.1f s after the first signal (the drain timeout is 30 s)" % took)
+        T.ok(not os.path.exists(os.path.join(db, "serve.addr")), "serve.addr removed")
+        T.ok(any("second signal (SIGTERM): stopping now" in l for l in srv.lines),
+             "the second signal is logged", srv.log(8))
+        T.ok(any(l.endswith("INFO stopped") for l in srv.lines), "then it stops in order",
+             srv.log(8))
+    finally:
+        if s:
+            s.close()
+        srv.kill()
+
+
+def t_client_vanishes(tmp):
+    """Clients that reset the connection in the middle of a large answer, and a closed
+    stderr (every access-log line then fails with EPIPE): neither may kill the server."""
+    db = os.path.join(tmp, "stall")
+    srv = Server(db)
+    try:
+        for i in range(10):
+            s = _stalled(srv.port, b"POST /api/v1/big/_query HTTP/1.1\r\nHost: x\r\n"
+                         b"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+                         rcvbuf=65536)
+            s.recv(1000)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()
+        time.sleep(0.3)
+        T.ok(srv.alive(), "alive after 10 clients reset mid-answer", srv.log(5))
+        T.status(srv.client().get("/healthz"), 200, "healthy after the resets")
+        T.eq(srv.stop(), 0, "exit 0")
+    finally:
+        srv.kill()
+
+    db2 = os.path.join(tmp, "nostderr")
+    os.makedirs(db2)
+    p = _spawn(db2, subprocess.PIPE)
+    p.stderr.close()  # the reader is gone: every log line now fails with EPIPE
+    addr = os.path.join(db2, "serve.addr")
+    deadline = time.time() + 15
+    while not os.path.exists(addr) and time.time() < deadline and p.poll() is None:
+        time.sleep(0.02)
+    try:
+        with open(addr) as f:
+            port = int(f.read().strip().rsplit(":", 1)[1])
+        c = Client(port)
+        codes = [c.get("/healthz").status for _ in range(20)]
+        T.eq(codes, [200] * 20, "answers with its stderr closed")
+        T.ok(p.poll() is None, "alive with its stderr closed", p.returncode)
+        p.send_signal(signal.SIGTERM)
+        T.eq(p.wait(30), 0, "exit 0 with its stderr closed")
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(10)
+
+
 def main():
     tmp = tempdir("kd_http_stress_")
     srv = None
@@ -620,6 +825,13 @@ def main():
             T.eq(srv.stop(), 0, "exit 0")
         with T.section("graceful shutdown with writes in flight"):
             t_shutdown(tmp)
+        for name, fn in (("stop signals right after startup", t_signal_at_start),
+                         ("SIGHUP", t_sighup),
+                         ("stop with a stalled stream and an unfinished body", t_stop_stalled),
+                         ("a second signal ends the drain", t_second_signal),
+                         ("clients vanishing mid-answer, closed stderr", t_client_vanishes)):
+            with T.section(name):
+                fn(tmp)
     except SystemExit:
         T.ok(False, "interrupted by a signal")
     finally:
