@@ -28,7 +28,8 @@ BLAKE3_OBJ := $(addprefix $(BUILD)/blake3/,$(BLAKE3_C:.c=.o) $(BLAKE3_S:.S=.o))
 
 LIB_SRC := $(sort $(wildcard src/os/*.c src/base/*.c src/json/*.c src/crypto/*.c \
                              src/log/*.c src/store/*.c src/db/*.c \
-                             src/query/*.c src/views/*.c src/sub/*.c src/wire/*.c))
+                             src/query/*.c src/views/*.c src/sub/*.c src/wire/*.c \
+                             src/vector/*.c))
 LIB_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BLAKE3_OBJ)
 CLI_SRC := $(sort $(wildcard src/cli/*.c src/server/*.c))
 CLI_OBJ := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(CLI_SRC))

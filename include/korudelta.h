@@ -482,6 +482,97 @@ int kd_unsubscribe(kd_subscription *s);
 uint64_t kd_subscription_seq(const kd_subscription *s);
 
 /* ------------------------------------------------------------------------------------ */
+/* Vector search (embeddings)                                                            */
+/* docs/vector.md is the reference. An embedding (float32 vector, model name, optional JSON
+** metadata) belongs to ns/key and is a versioned record of its own, kept in the system
+** namespace `_emb.<ns>` under the same key: history, time travel and deletes work as for
+** values, and floats come back bit-for-bit. Embeddings are independent of the key's value
+** (neither needs the other; deleting one leaves the other). The first embedding of a model
+** fixes the model's dimension for the whole database (recorded in `_emb`, key = model).
+** Search is exact for now (every candidate is scored). */
+
+#define KD_EMBED_DIM_MAX 65536      /* largest dimension accepted */
+#define KD_EMBED_NS_MAX  123        /* longest user namespace that can hold embeddings */
+#define KD_AT_NOW INT64_MAX         /* `at` meaning "now" */
+
+typedef struct kd_embedding {
+    char *ns, *key;
+    char *model;
+    float *vector;        /* dim components */
+    size_t dim;
+    char *metadata;       /* canonical JSON, or NULL when none was given */
+    uint64_t seq;         /* the embedding version */
+    int64_t timestamp;
+    uint8_t version_id[32];
+} kd_embedding;
+
+/* Stores an embedding for ns/key: v[0..dim), model (NULL = "default"; 1-1024 bytes of
+** UTF-8, not starting with '_'), meta_json (NULL = none; any JSON value). Replaces the
+** previous one (a new version). *out (may be NULL) describes the version written, as for
+** kd_put. Errors: KD_INVALID (bad name, dim 0 or > KD_EMBED_DIM_MAX, a NaN or infinite
+** component (its index named), bad metadata JSON, a namespace longer than
+** KD_EMBED_NS_MAX, a dimension differing from the model's (both named)), and those of
+** kd_put. */
+int kd_embed(kd_db *db, const char *ns, const char *key, const float *v, size_t dim,
+             const char *model, const char *meta_json, kd_entry *out);
+
+/* The embedding of ns/key as of time at (KD_AT_NOW = current). Release with
+** kd_embedding_free. KD_NOTFOUND when there is none at that time (never embedded, or
+** deleted). */
+int kd_embedding_get(kd_db *db, const char *ns, const char *key, int64_t at, kd_embedding **out);
+void kd_embedding_free(kd_embedding *e); /* NULL is a no-op */
+
+/* Deletes the embedding of ns/key (a tombstone; its history stays). KD_NOTFOUND (nothing
+** written) when it has none. */
+int kd_embed_delete(kd_db *db, const char *ns, const char *key, kd_entry *out);
+
+typedef enum kd_metric {
+    KD_METRIC_COSINE = 0, /* cosine similarity, -1..1, higher is nearer; 0 when a norm is 0 */
+    KD_METRIC_DOT = 1,    /* dot product, higher is nearer */
+    KD_METRIC_L2 = 2      /* Euclidean distance, lower is nearer */
+} kd_metric;
+
+typedef struct kd_search_opts {
+    const char *ns;            /* only this user namespace; NULL = every user namespace */
+    const float *vector;       /* the query, dim components */
+    size_t dim;
+    size_t top_k;              /* at most this many hits; 0 = 10 */
+    kd_metric metric;
+    int has_threshold;         /* keep only scores >= threshold (cosine, dot) or distances
+                                  <= threshold (L2) */
+    double threshold;
+    const char *model;         /* only embeddings of this model; NULL = the candidates must
+                                  all be of one model (else KD_INVALID naming two) */
+    const kd_query *filter;    /* only keys whose VALUE (ns/key at the same time) matches
+                                  this query's filter; a key without a value never matches.
+                                  Other parts of the query are ignored. NULL = no condition */
+    const kd_query *meta_filter; /* only embeddings whose metadata (null when none) matches */
+    int64_t at;                /* search the embeddings as of this time; KD_AT_NOW (or 0)
+                                  = now */
+    int exact;                 /* force exact search (the only kind for now) */
+} kd_search_opts;
+
+/* Fills *o with the defaults: every namespace, top 10, cosine, now. */
+void kd_search_opts_init(kd_search_opts *o);
+
+typedef struct kd_search_hit {
+    char *ns, *key;
+    double score;              /* similarity (cosine, dot) or distance (L2) */
+    uint64_t seq;              /* the embedding version that matched */
+    int64_t timestamp;
+    uint8_t version_id[32];
+} kd_search_hit;
+
+/* The nearest embeddings to o->vector, best first (ties by namespace, then key). The
+** namespace, model, filters and threshold restrict the candidates before the top-k cut:
+** when k candidates pass, k come back. Release with kd_search_free(*hits, *n).
+** Errors: KD_INVALID (bad query vector, NaN/Inf, a dimension differing from the model's
+** or the candidates' (both named), candidates of several models without o->model (two
+** named), bad namespace), KD_NOMEM, KD_IOERR/KD_CORRUPT on reading. */
+int kd_search(kd_db *db, const kd_search_opts *o, kd_search_hit **hits, size_t *n);
+void kd_search_free(kd_search_hit *hits, size_t n);
+
+/* ------------------------------------------------------------------------------------ */
 /* Wire form                                                                             */
 /* The JSON form of a version that the HTTP API speaks (docs/http.md), written and read in
 ** one place for the server and its clients. Written canonical (members sorted):
