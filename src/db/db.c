@@ -331,6 +331,7 @@ int kd_close(kd_db *db) {
     for (int i = 0; i < KD_HOOKS; i++) atomic_store(&db->hooks[i], NULL);
     if (db->subs_free) db->subs_free(db->subs); /* stops the subscribers' threads first */
     if (db->views_free) db->views_free(db->views);
+    if (db->vec_free) db->vec_free(db->vec);
     if (db->maint_running) {
         pthread_mutex_lock(&db->fl_mu);
         db->stopping = 1;

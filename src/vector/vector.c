@@ -19,11 +19,11 @@
 ** Search is exact: the embeddings of the namespaces asked for are read as of one seq
 ** (and, with `at`, as of a time) through kd__db_scan, restricted by model, metadata filter
 ** and value filter, scored with plain loops in double precision, and the best top_k kept
-** in a heap whose root is the worst hit kept. Nothing is cached between searches yet: the
-** HNSW index (src/vector/hnsw.*) will be wired in here.
+** in a heap whose root is the worst hit kept. Searches of the current state with enough
+** candidates go through an in-memory HNSW index instead (see "the HNSW path" below).
 **
-** May call: db (db_int.h: kd__db_scan, kd__put_system, kd__delete_system), query (filter
-** evaluation), json, base.
+** May call: vector/hnsw, db (db_int.h: kd__db_scan, kd__db_each_version, kd__put_system,
+** kd__delete_system, the ext_mu/vec slot), query (filter evaluation), json, base.
 */
 #include <math.h>
 #include <stdio.h>
@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "json/json.h"
+#include "vector/hnsw.h"
 #include "query/query.h"
 
 #define EMB_PREFIX "_emb."
@@ -437,6 +438,7 @@ typedef struct search {
     char seen_where[300];
     float *vec;           /* decoding buffer, o->dim components */
     heap h;
+    pthread_mutex_t *held; /* the HNSW state's lock, held until the hits are copied */
 } search;
 
 /* The value of key in docs (sorted by key), or NULL. */
@@ -526,6 +528,329 @@ out:
     return rc;
 }
 
+/* ---- the HNSW path ------------------------------------------------------------------ */
+
+/* One in-memory HNSW index per (model, metric), built on the first search that can use it
+** from every embedding version in the log, then kept current at the start of each search
+** by applying the versions committed since (catch-up by seq, like the views layer). Ids
+** are dense per (namespace, key); an id's slot keeps pointers to the key and to the
+** embedding version it holds (the index's arena and the log's mapping: stable until
+** kd_close). Not saved: rebuilt after a reopen. */
+
+#define HNSW_MIN_CANDIDATES 2000
+
+typedef struct vslot {
+    uint32_t ns;          /* index into vidx.ns */
+    const char *key;
+    uint32_t klen;
+    int live;
+    const char *val;      /* the embedding record of the version held */
+    uint32_t vlen;
+    const uint8_t *vid;
+    uint64_t seq;
+    int64_t ts;
+} vslot;
+
+typedef struct vidx {
+    struct vidx *next;
+    kd_buf model_json;    /* the model as a JSON string */
+    int metric;
+    size_t dim;
+    kd__hnsw *h;
+    uint64_t applied;     /* versions up to this seq are in the index */
+    vslot *slot;
+    uint32_t nslot, cap;
+    uint32_t *map;        /* open addressing: id + 1, 0 = empty */
+    uint32_t mcap;
+    char **ns;            /* user namespace names */
+    uint32_t nns;
+    uint32_t *ns_live;    /* live ids per namespace */
+    float *buf;
+} vidx;
+
+typedef struct vstate {
+    pthread_mutex_t mu;
+    vidx *list;
+} vstate;
+
+static uint64_t slot_hash(uint32_t ns, const char *k, uint32_t n) {
+    uint64_t h = 1469598103934665603ull ^ ns;
+    for (uint32_t i = 0; i < n; i++) h = (h ^ (uint8_t)k[i]) * 1099511628211ull;
+    return h;
+}
+
+static void vidx_free(vidx *x) {
+    kd__hnsw_free(x->h);
+    kd__buf_free(&x->model_json);
+    for (uint32_t i = 0; i < x->nns; i++) kd__free(x->ns[i]);
+    kd__free(x->ns);
+    kd__free(x->ns_live);
+    kd__free(x->slot);
+    kd__free(x->map);
+    kd__free(x->buf);
+    kd__free(x);
+}
+
+static void vstate_free(void *p) {
+    vstate *st = p;
+    if (!st) return;
+    while (st->list) {
+        vidx *x = st->list;
+        st->list = x->next;
+        vidx_free(x);
+    }
+    pthread_mutex_destroy(&st->mu);
+    kd__free(st);
+}
+
+static int vidx_ns(vidx *x, const char *ns, uint32_t *out) {
+    for (uint32_t i = 0; i < x->nns; i++)
+        if (strcmp(x->ns[i], ns) == 0) return *out = i, KD_OK;
+    char **n2 = kd__realloc(x->ns, (x->nns + 1) * sizeof *n2);
+    if (!n2) return kd__err(KD_NOMEM, "out of memory");
+    x->ns = n2;
+    uint32_t *l2 = kd__realloc(x->ns_live, (x->nns + 1) * sizeof *l2);
+    if (!l2) return kd__err(KD_NOMEM, "out of memory");
+    x->ns_live = l2;
+    if (!(x->ns[x->nns] = kd__strdup(ns))) return kd__err(KD_NOMEM, "out of memory");
+    x->ns_live[x->nns] = 0;
+    *out = x->nns++;
+    return KD_OK;
+}
+
+/* The id of (ns, key), created when absent and create is set (UINT32_MAX when absent). */
+static int vidx_id(vidx *x, uint32_t ns, const char *key, uint32_t klen, int create, uint32_t *id) {
+    *id = UINT32_MAX;
+    if (x->mcap) {
+        for (uint64_t i = slot_hash(ns, key, klen) & (x->mcap - 1);; i = (i + 1) & (x->mcap - 1)) {
+            uint32_t m = x->map[i];
+            if (!m) break;
+            vslot *s = &x->slot[m - 1];
+            if (s->ns == ns && s->klen == klen && memcmp(s->key, key, klen) == 0) return *id = m - 1, KD_OK;
+        }
+    }
+    if (!create) return KD_OK;
+    if (x->nslot == x->cap) {
+        uint32_t c = x->cap ? x->cap * 2 : 1024;
+        vslot *s2 = kd__realloc(x->slot, c * sizeof *s2);
+        if (!s2) return kd__err(KD_NOMEM, "out of memory");
+        x->slot = s2;
+        x->cap = c;
+    }
+    if ((x->nslot + 1) * 2 > x->mcap) { /* rehash at half full */
+        uint32_t mc = x->mcap ? x->mcap * 2 : 2048;
+        uint32_t *m2 = kd__calloc(mc, sizeof *m2);
+        if (!m2) return kd__err(KD_NOMEM, "out of memory");
+        for (uint32_t j = 0; j < x->nslot; j++) {
+            uint64_t i = slot_hash(x->slot[j].ns, x->slot[j].key, x->slot[j].klen) & (mc - 1);
+            while (m2[i]) i = (i + 1) & (mc - 1);
+            m2[i] = j + 1;
+        }
+        kd__free(x->map);
+        x->map = m2;
+        x->mcap = mc;
+    }
+    uint32_t n = x->nslot++;
+    vslot *s = &x->slot[n];
+    memset(s, 0, sizeof *s);
+    s->ns = ns;
+    s->key = key;
+    s->klen = klen;
+    uint64_t i = slot_hash(ns, key, klen) & (x->mcap - 1);
+    while (x->map[i]) i = (i + 1) & (x->mcap - 1);
+    x->map[i] = n + 1;
+    *id = n;
+    return KD_OK;
+}
+
+/* Applies one version (any namespace) to the index. */
+static int vidx_apply(void *ctx, const char *sysns, const kd__doc *d) {
+    vidx *x = ctx;
+    if (strncmp(sysns, EMB_PREFIX, EMB_PREFIX_LEN) != 0) return KD_OK;
+    const char *ns = sysns + EMB_PREFIX_LEN;
+    emb_rec r;
+    int mine = 0, rc;
+    if (d->val) {
+        if ((rc = rec_read(d->val, d->vlen, &r)) != KD_OK) return rc;
+        mine = r.model.len == x->model_json.len && memcmp(r.model.p, x->model_json.p, r.model.len) == 0 &&
+               r.dim == x->dim;
+    }
+    uint32_t nsi = 0, id;
+    if ((rc = vidx_ns(x, ns, &nsi)) != KD_OK) return rc;
+    if ((rc = vidx_id(x, nsi, d->key, d->klen, mine, &id)) != KD_OK) return rc;
+    if (id == UINT32_MAX) return KD_OK;
+    vslot *s = &x->slot[id];
+    if (!mine) {
+        if (s->live) {
+            if ((rc = kd__hnsw_remove(x->h, id)) != KD_OK) return rc;
+            s->live = 0;
+            x->ns_live[nsi]--;
+        }
+        return KD_OK;
+    }
+    if (!b64_floats(r.b64, r.b64len, x->buf, r.dim))
+        return kd__err(KD_CORRUPT, "embedding of %s/%.*s: vector does not hold %zu float32", ns,
+                       (int)KD_MIN(d->klen, 200), d->key, r.dim);
+    if ((rc = kd__hnsw_add(x->h, id, x->buf)) != KD_OK) return rc;
+    if (!s->live) x->ns_live[nsi]++;
+    s->live = 1;
+    s->val = d->val;
+    s->vlen = d->vlen;
+    s->vid = d->id;
+    s->seq = d->seq;
+    s->ts = d->ts;
+    return KD_OK;
+}
+
+/* The index of (model, metric), created when absent, caught up to upto. Caller holds
+** st->mu. */
+static int vidx_get(kd_db *db, vstate *st, const char *model, size_t dim, int metric, uint64_t upto, vidx **out) {
+    vidx *x;
+    int rc;
+    kd_buf mj = KD_BUF_INIT;
+    kd__json_write_string(&mj, model, strlen(model));
+    if (mj.oom) return kd__err(KD_NOMEM, "out of memory");
+    for (x = st->list; x; x = x->next)
+        if (x->metric == metric && x->model_json.len == mj.len && memcmp(x->model_json.p, mj.p, mj.len) == 0) break;
+    if (!x) {
+        static const int hm[] = {[KD_METRIC_COSINE] = KD__HNSW_COSINE, [KD_METRIC_DOT] = KD__HNSW_DOT,
+                                 [KD_METRIC_L2] = KD__HNSW_L2};
+        if (!(x = kd__calloc(1, sizeof *x)) || !(x->buf = kd__malloc(dim * sizeof(float)))) {
+            kd__free(x);
+            kd__buf_free(&mj);
+            return kd__err(KD_NOMEM, "out of memory");
+        }
+        x->model_json = mj;
+        x->metric = metric;
+        x->dim = dim;
+        if ((rc = kd__hnsw_create((uint32_t)dim, hm[metric], 0, 0, 0x5EED, &x->h)) != KD_OK) {
+            vidx_free(x);
+            return rc;
+        }
+        x->next = st->list;
+        st->list = x;
+    } else {
+        kd__buf_free(&mj);
+    }
+    if (upto > x->applied) {
+        if ((rc = kd__db_each_version(db, x->applied + 1, upto, vidx_apply, x)) != KD_OK) {
+            /* Cannot follow incrementally: drop it; the next search rebuilds it. */
+            vstate *s = st;
+            vidx **pp = &s->list;
+            while (*pp != x) pp = &(*pp)->next;
+            *pp = x->next;
+            vidx_free(x);
+            return rc;
+        }
+        x->applied = upto;
+    }
+    *out = x;
+    return KD_OK;
+}
+
+typedef struct hctx {
+    vidx *x;
+    int nsi;              /* -1 = every namespace */
+    const kd_search_opts *o;
+    int err;
+} hctx;
+
+static int accept_id(void *ctx, uint32_t id) {
+    hctx *c = ctx;
+    const vslot *s = &c->x->slot[id];
+    if (!s->live || (c->nsi >= 0 && s->ns != (uint32_t)c->nsi)) return 0;
+    if (c->o->meta_filter && c->o->meta_filter->filter) {
+        emb_rec r;
+        if (rec_read(s->val, s->vlen, &r) != KD_OK) return 0;
+        kd_qv m = kd__qv_doc(r.meta.p, r.meta.len);
+        int ok = kd__filter_eval(c->o->meta_filter->filter, &m);
+        if (ok < 0) c->err = 1;
+        return ok > 0;
+    }
+    return 1;
+}
+
+/* Searches through the index of model. *used = 0 when exact search should answer instead
+** (few candidates). Hits are rescored in double precision, as exact search scores them. */
+static int search_hnsw(search *s, const char *model, size_t mdim, int *used) {
+    kd_db *db = s->db;
+    const kd_search_opts *o = s->o;
+    vstate *st;
+    int rc = KD_OK;
+    *used = 0;
+    pthread_mutex_lock(&db->ext_mu);
+    if (!db->vec) {
+        if ((st = kd__calloc(1, sizeof *st))) {
+            pthread_mutex_init(&st->mu, NULL);
+            db->vec = st;
+            db->vec_free = vstate_free;
+        }
+    }
+    st = db->vec;
+    pthread_mutex_unlock(&db->ext_mu);
+    if (!st) return kd__err(KD_NOMEM, "out of memory");
+    pthread_mutex_lock(&st->mu);
+    vidx *x = NULL;
+    uint32_t *ids = NULL;
+    if ((rc = vidx_get(db, st, model, mdim, o->metric, s->upto, &x)) != KD_OK) goto out;
+    hctx c = {x, -1, o, 0};
+    uint64_t live = 0;
+    for (uint32_t i = 0; i < x->nns; i++)
+        if (!o->ns || strcmp(x->ns[i], o->ns) == 0) {
+            live += x->ns_live[i];
+            if (o->ns) c.nsi = (int)i;
+        }
+    if (o->ns && c.nsi < 0) { *used = 1; goto out; } /* the namespace holds none */
+    if (live < HNSW_MIN_CANDIDATES) goto out;
+    uint32_t k = (uint32_t)KD_MIN(s->h.k, (size_t)live), n = 0;
+    if (!(ids = kd__malloc((k ? k : 1) * sizeof *ids))) { rc = kd__err(KD_NOMEM, "out of memory"); goto out; }
+    if ((rc = kd__hnsw_search(x->h, o->vector, k, KD_MAX(k, 64), accept_id, &c, ids, NULL, &n)) != KD_OK) goto out;
+    if (c.err) { rc = kd__err(KD_NOMEM, "out of memory"); goto out; }
+    *used = 1;
+    for (uint32_t i = 0; i < n; i++) {
+        const vslot *v = &x->slot[ids[i]];
+        emb_rec r;
+        if ((rc = rec_read(v->val, v->vlen, &r)) != KD_OK) goto out;
+        if (!b64_floats(r.b64, r.b64len, s->vec, r.dim)) { rc = kd__err(KD_CORRUPT, "malformed embedding"); goto out; }
+        double score;
+        if (o->metric == KD_METRIC_L2) {
+            score = l2(o->vector, s->vec, o->dim);
+        } else if (o->metric == KD_METRIC_DOT) {
+            score = dot(o->vector, s->vec, o->dim);
+        } else {
+            double vv;
+            score = dot_norm(o->vector, s->vec, o->dim, &vv);
+            score = s->qnorm == 0 || vv == 0 ? 0 : score / (s->qnorm * sqrt(vv));
+        }
+        if (o->has_threshold && (o->metric == KD_METRIC_L2 ? score > o->threshold : score < o->threshold)) continue;
+        cand cd = {o->metric == KD_METRIC_L2 ? -score : score, x->ns[v->ns], v->key, v->klen, v->vid, v->seq, v->ts};
+        heap_offer(&s->h, &cd);
+    }
+out:
+    kd__free(ids);
+    if (rc != KD_OK || !*used) pthread_mutex_unlock(&st->mu);
+    else s->held = &st->mu; /* hit pointers (namespace names) stay valid while held */
+    return rc;
+}
+
+/* The only model that has embeddings, into *model (allocated), or NULL when there are
+** several or none. */
+static int sole_model(kd_db *db, uint64_t upto, char **model, size_t *dim) {
+    kd__doc *m = NULL;
+    size_t nm = 0;
+    *model = NULL;
+    int rc = kd__db_scan(db, MODELS_NS, 0, 0, upto, &m, &nm, NULL);
+    if (rc == KD_OK && nm == 1) {
+        int64_t d;
+        if (kd_json_int(kd_json_get(kd_json_doc(m[0].val, m[0].vlen), "dim"), &d) == KD_OK && d > 0) {
+            *dim = (size_t)d;
+            if (!(*model = kd__strndup(m[0].key, m[0].klen))) rc = kd__err(KD_NOMEM, "out of memory");
+        }
+    }
+    kd__free(m);
+    return rc;
+}
+
 /* The user namespaces that ever held embeddings (newly allocated names). */
 static int emb_namespaces(kd_db *db, char ***out, size_t *n) {
     int rc = KD_OK;
@@ -603,6 +928,27 @@ int kd_search(kd_db *db, const kd_search_opts *o, kd_search_hit **hits, size_t *
         }
         kd__json_write_string(&s.model_json, o->model, strlen(o->model));
     }
+    if (!(s.vec = kd__malloc(o->dim * sizeof(float))) ||
+        !(s.h.c = kd__malloc(KD_MIN(s.h.k, (size_t)1 << 20) * sizeof *s.h.c)) || s.model_json.oom) {
+        rc = kd__err(KD_NOMEM, "out of memory");
+        goto out;
+    }
+    s.h.k = KD_MIN(s.h.k, (size_t)1 << 20);
+    if (!o->exact && !s.at && !(o->filter && o->filter->filter)) {
+        /* The current state without a value filter: the HNSW index answers unless the
+        ** candidates are few. Without a model, only when a single model exists (else
+        ** exact search reports the mismatch, if any). */
+        char *m = NULL;
+        size_t mdim = o->dim;
+        int used = 0;
+        if (o->model) m = kd__strdup(o->model);
+        else if ((rc = sole_model(db, s.upto, &m, &mdim)) != KD_OK) goto out;
+        if (o->model && !m) { rc = kd__err(KD_NOMEM, "out of memory"); goto out; }
+        if (m && mdim == o->dim) rc = search_hnsw(&s, m, mdim, &used);
+        kd__free(m);
+        if (rc != KD_OK) goto out;
+        if (used) goto done;
+    }
     if (o->ns) {
         if (!(names = kd__calloc(1, sizeof *names)) || !(names[0] = kd__strdup(o->ns))) {
             rc = kd__err(KD_NOMEM, "out of memory");
@@ -612,14 +958,9 @@ int kd_search(kd_db *db, const kd_search_opts *o, kd_search_hit **hits, size_t *
     } else if ((rc = emb_namespaces(db, &names, &nnames)) != KD_OK) {
         goto out;
     }
-    if (!(s.vec = kd__malloc(o->dim * sizeof(float))) ||
-        !(s.h.c = kd__malloc(KD_MIN(s.h.k, (size_t)1 << 20) * sizeof *s.h.c)) || s.model_json.oom) {
-        rc = kd__err(KD_NOMEM, "out of memory");
-        goto out;
-    }
-    s.h.k = KD_MIN(s.h.k, (size_t)1 << 20);
     for (size_t i = 0; i < nnames; i++)
         if ((rc = search_ns(&s, names[i])) != KD_OK) goto out;
+done:
     if (s.h.n == 0) goto out;
     qsort(s.h.c, s.h.n, sizeof *s.h.c, cand_order);
     if (!(res = kd__calloc(s.h.n, sizeof *res))) {
@@ -643,6 +984,7 @@ int kd_search(kd_db *db, const kd_search_opts *o, kd_search_hit **hits, size_t *
     *hits = res;
     *n = s.h.n;
 out:
+    if (s.held) pthread_mutex_unlock(s.held);
     for (size_t i = 0; i < nnames; i++) kd__free(names[i]);
     kd__free(names);
     kd__free(s.vec);

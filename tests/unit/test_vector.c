@@ -455,6 +455,134 @@ TEST(overwrite_delete_as_of_restart) {
     kd_close(db);
 }
 
+/* ---- the HNSW path ------------------------------------------------------------------ */
+
+#define HN 5000
+#define HD 16
+#define HC 50
+
+static float hcent[HC][HD];
+
+/* HN clustered vectors in namespace "h" (keys k0..), deterministic. */
+static void fill_clustered(kd_db *db) {
+    rng = 0x1234567ull;
+    for (int c = 0; c < HC; c++)
+        for (int j = 0; j < HD; j++) hcent[c][j] = rndf();
+    float v[HD];
+    for (int i = 0; i < HN; i++) {
+        int c = (int)(rnd() % HC);
+        for (int j = 0; j < HD; j++) v[j] = hcent[c][j] + 0.15f * rndf();
+        char key[16];
+        snprintf(key, sizeof key, "k%d", i);
+        if (embed(db, "h", key, v, HD, NULL, NULL, NULL) != KD_OK) abort();
+    }
+}
+
+static size_t run_search(kd_db *db, const float *q, int exact, size_t k, kd_search_hit **h) {
+    kd_search_opts o;
+    kd_search_opts_init(&o);
+    o.vector = q;
+    o.dim = HD;
+    o.top_k = k;
+    o.exact = exact;
+    size_t n = 0;
+    if (kd_search(db, &o, h, &n) != KD_OK) {
+        fprintf(stderr, "    search: %s\n", kd_errmsg(db));
+        abort();
+    }
+    return n;
+}
+
+static void query_near(int c, float *q) {
+    for (int j = 0; j < HD; j++) q[j] = hcent[c][j] + 0.1f * rndf();
+}
+
+TEST(hnsw_recall) {
+    fresh();
+    kd_db *db = open_db();
+    fill_clustered(db);
+    size_t found = 0, want = 0;
+    float q[HD];
+    for (int t = 0; t < 100; t++) {
+        query_near(t % HC, q);
+        kd_search_hit *a, *e;
+        size_t na = run_search(db, q, 0, 10, &a), ne = run_search(db, q, 1, 10, &e);
+        CHECK_EQ_INT(ne, 10);
+        CHECK_EQ_INT(na, 10);
+        for (size_t i = 0; i < ne; i++) {
+            want++;
+            for (size_t j = 0; j < na; j++)
+                if (strcmp(e[i].key, a[j].key) == 0) {
+                    found++;
+                    break;
+                }
+        }
+        for (size_t j = 0; j + 1 < na; j++) CHECK(a[j].score >= a[j + 1].score);
+        kd_search_free(a, na);
+        kd_search_free(e, ne);
+    }
+    double recall = (double)found / (double)want;
+    printf("    recall@10 of the HNSW path against exact: %.4f\n", recall);
+    CHECK(recall >= 0.95);
+    kd_close(db);
+}
+
+TEST(hnsw_no_stale_hits) {
+    fresh();
+    kd_db *db = open_db();
+    fill_clustered(db);
+    float q[HD], far[HD];
+    query_near(3, q);
+    for (int j = 0; j < HD; j++) far[j] = -q[j];
+    kd_search_hit *h;
+    size_t n = run_search(db, q, 0, 10, &h);
+    CHECK_EQ_INT(n, 10);
+    char first[16], second[16];
+    snprintf(first, sizeof first, "%s", h[0].key);
+    snprintf(second, sizeof second, "%s", h[1].key);
+    kd_search_free(h, n);
+    /* Overwrite the best hit far away, delete the second: neither comes back. */
+    CHECK_EQ_INT(embed(db, "h", first, far, HD, NULL, NULL, NULL), KD_OK);
+    CHECK_EQ_INT(kd_embed_delete(db, "h", second, NULL), KD_OK);
+    n = run_search(db, q, 0, 10, &h);
+    CHECK_EQ_INT(n, 10);
+    for (size_t i = 0; i < n; i++) {
+        CHECK(strcmp(h[i].key, first) != 0);
+        CHECK(strcmp(h[i].key, second) != 0);
+    }
+    kd_search_free(h, n);
+    /* The overwritten one is found where it now is, with its new version. */
+    n = run_search(db, far, 0, 1, &h);
+    CHECK_EQ_INT(n, 1);
+    if (n) CHECK_EQ_STR(h[0].key, first);
+    kd_embedding *e = NULL;
+    CHECK_EQ_INT(kd_embedding_get(db, "h", first, KD_AT_NOW, &e), KD_OK);
+    if (n && e) CHECK_EQ_INT(h[0].seq, e->seq);
+    kd_embedding_free(e);
+    kd_search_free(h, n);
+    /* A new embedding exactly at the query is the first hit. */
+    CHECK_EQ_INT(embed(db, "h", "new", q, HD, NULL, NULL, NULL), KD_OK);
+    n = run_search(db, q, 0, 3, &h);
+    CHECK(n >= 1);
+    if (n) CHECK_EQ_STR(h[0].key, "new");
+    kd_search_free(h, n);
+    kd_close(db);
+    /* After a reopen the index is rebuilt and still has no stale hits. */
+    db = open_db();
+    n = run_search(db, q, 0, 10, &h);
+    kd_search_hit *x;
+    size_t nx = run_search(db, q, 1, 10, &x);
+    CHECK_EQ_INT(n, nx);
+    if (n) CHECK_EQ_STR(h[0].key, "new");
+    for (size_t i = 0; i < n; i++) {
+        CHECK(strcmp(h[i].key, first) != 0);
+        CHECK(strcmp(h[i].key, second) != 0);
+    }
+    kd_search_free(h, n);
+    kd_search_free(x, nx);
+    kd_close(db);
+}
+
 int main(void) {
     RUN(roundtrip_bit_exact);
     RUN(exact_matches_brute_force);
@@ -462,6 +590,8 @@ int main(void) {
     RUN(models);
     RUN(bad_input);
     RUN(overwrite_delete_as_of_restart);
+    RUN(hnsw_recall);
+    RUN(hnsw_no_stale_hits);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) return 1;
