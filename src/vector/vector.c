@@ -441,6 +441,22 @@ typedef struct search {
     pthread_mutex_t *held; /* the HNSW state's lock, held until the hits are copied */
 } search;
 
+/* Scores the decoded candidate s->vec against the query (cosine and dot: similarity;
+** L2: distance) into *score; 0 when the threshold drops it. */
+static int score_passes(const search *s, double *score) {
+    const kd_search_opts *o = s->o;
+    if (o->metric == KD_METRIC_L2) {
+        *score = l2(o->vector, s->vec, o->dim);
+    } else if (o->metric == KD_METRIC_DOT) {
+        *score = dot(o->vector, s->vec, o->dim);
+    } else {
+        double vv, d = dot_norm(o->vector, s->vec, o->dim, &vv);
+        *score = s->qnorm == 0 || vv == 0 ? 0 : d / (s->qnorm * sqrt(vv));
+    }
+    if (!o->has_threshold) return 1;
+    return o->metric == KD_METRIC_L2 ? *score <= o->threshold : *score >= o->threshold;
+}
+
 /* The value of key in docs (sorted by key), or NULL. */
 static const kd__doc *find_doc(const kd__doc *docs, size_t n, const char *key, uint32_t klen) {
     kd__doc probe;
@@ -509,16 +525,7 @@ static int search_ns(search *s, const char *ns) {
             goto out;
         }
         double score;
-        if (o->metric == KD_METRIC_L2) {
-            score = l2(o->vector, s->vec, o->dim);
-        } else if (o->metric == KD_METRIC_DOT) {
-            score = dot(o->vector, s->vec, o->dim);
-        } else {
-            double vv;
-            score = dot_norm(o->vector, s->vec, o->dim, &vv);
-            score = s->qnorm == 0 || vv == 0 ? 0 : score / (s->qnorm * sqrt(vv));
-        }
-        if (o->has_threshold && (o->metric == KD_METRIC_L2 ? score > o->threshold : score < o->threshold)) continue;
+        if (!score_passes(s, &score)) continue;
         cand c = {o->metric == KD_METRIC_L2 ? -score : score, ns, d->key, d->klen, d->id, d->seq, d->ts};
         heap_offer(&s->h, &c);
     }
@@ -813,16 +820,7 @@ static int search_hnsw(search *s, const char *model, size_t mdim, int *used) {
         if ((rc = rec_read(v->val, v->vlen, &r)) != KD_OK) goto out;
         if (!b64_floats(r.b64, r.b64len, s->vec, r.dim)) { rc = kd__err(KD_CORRUPT, "malformed embedding"); goto out; }
         double score;
-        if (o->metric == KD_METRIC_L2) {
-            score = l2(o->vector, s->vec, o->dim);
-        } else if (o->metric == KD_METRIC_DOT) {
-            score = dot(o->vector, s->vec, o->dim);
-        } else {
-            double vv;
-            score = dot_norm(o->vector, s->vec, o->dim, &vv);
-            score = s->qnorm == 0 || vv == 0 ? 0 : score / (s->qnorm * sqrt(vv));
-        }
-        if (o->has_threshold && (o->metric == KD_METRIC_L2 ? score > o->threshold : score < o->threshold)) continue;
+        if (!score_passes(s, &score)) continue;
         cand cd = {o->metric == KD_METRIC_L2 ? -score : score, x->ns[v->ns], v->key, v->klen, v->vid, v->seq, v->ts};
         heap_offer(&s->h, &cd);
     }

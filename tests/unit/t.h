@@ -59,4 +59,27 @@ static inline int t_done(void) {
     printf("%d passed, %d failed\n", t_pass, t_fail);
     return t_fail ? 1 : 0;
 }
+
+#ifdef KORUDELTA_H
+#include <unistd.h>
+/* A database directory of this test program's own, /tmp/kd_<tag>_<pid>, emptied. */
+static inline void t_fresh_dir(char *dir, size_t n, const char *tag) {
+    char cmd[300];
+    snprintf(dir, n, "/tmp/kd_%s_%d", tag, (int)getpid());
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) abort();
+}
+/* Opens dir with the given sync mode; aborts (with the library's message) on failure. */
+static inline kd_db *t_open(const char *dir, kd_sync_mode sync) {
+    kd_options o;
+    kd_options_init(&o);
+    o.sync = sync;
+    kd_db *db = NULL;
+    if (kd_open(dir, &o, &db) != KD_OK) {
+        fprintf(stderr, "open %s: %s\n", dir, kd_errmsg(NULL));
+        abort();
+    }
+    return db;
+}
+#endif
 #endif

@@ -14,24 +14,9 @@
 
 static char dir[256];
 
-static void fresh(void) {
-    char cmd[300];
-    snprintf(dir, sizeof dir, "/tmp/kd_vector_%d", (int)getpid());
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0) abort();
-}
+static void fresh(void) { t_fresh_dir(dir, sizeof dir, "vector"); }
 
-static kd_db *open_db(void) {
-    kd_options o;
-    kd_options_init(&o);
-    o.sync = KD_SYNC_OFF;
-    kd_db *db = NULL;
-    if (kd_open(dir, &o, &db) != KD_OK) {
-        fprintf(stderr, "open: %s\n", kd_errmsg(NULL));
-        abort();
-    }
-    return db;
-}
+static kd_db *open_db(void) { return t_open(dir, KD_SYNC_OFF); }
 
 static uint64_t rng = 0x9E3779B97F4A7C15ull;
 static uint64_t rnd(void) {

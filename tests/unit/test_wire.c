@@ -12,16 +12,8 @@
 static char dir[256];
 
 static kd_db *open_fresh(void) {
-    char cmd[300];
-    snprintf(dir, sizeof dir, "/tmp/kd_wire_%d", (int)getpid());
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd) != 0) abort();
-    kd_db *db = NULL;
-    kd_options o;
-    kd_options_init(&o);
-    o.sync = KD_SYNC_OFF;
-    if (kd_open(dir, &o, &db) != KD_OK) abort();
-    return db;
+    t_fresh_dir(dir, sizeof dir, "wire");
+    return t_open(dir, KD_SYNC_OFF);
 }
 
 static void check_same(const kd_entry *a, const kd_entry *b, int with_value) {
