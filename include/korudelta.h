@@ -80,6 +80,10 @@ typedef struct kd_options {
     int create_if_missing;    /* create the directory if absent; default 1 */
     int read_only;            /* open without the write lock; writes fail KD_READONLY */
     struct kd_vfs *vfs;       /* storage backend; NULL = the operating system */
+    uint32_t hnsw_m;          /* vector indexes: links per node, 2..256; 0 = 16 */
+    uint32_t hnsw_ef_construction; /* vector indexes: candidate list while building,
+                                 1..100000; 0 = 200. A saved index built with other values
+                                 is rebuilt with these (docs/vector.md) */
 } kd_options;
 
 /* Fills *opt with the defaults above. */
@@ -261,6 +265,12 @@ typedef struct kd_stats {
                                               microseconds (the last bucket is unbounded);
                                               not cumulative */
     uint64_t writes;       /* versions committed through this handle since it was opened */
+    uint64_t vector_indexes;       /* HNSW indexes in memory (one per model and metric) */
+    uint64_t vector_index_vectors; /* live vectors in them */
+    uint64_t vector_index_bytes;   /* memory they hold: graph, vectors and key maps */
+    uint64_t vector_index_loads;   /* indexes this handle loaded from their saved files */
+    uint64_t vector_index_builds;  /* indexes it built from the log (absent or unusable
+                                      file), and rebuilds that dropped deleted nodes */
 } kd_stats;
 int kd_stats_get(kd_db *db, kd_stats *st);
 
@@ -489,7 +499,9 @@ uint64_t kd_subscription_seq(const kd_subscription *s);
 ** values, and floats come back bit-for-bit. Embeddings are independent of the key's value
 ** (neither needs the other; deleting one leaves the other). The first embedding of a model
 ** fixes the model's dimension for the whole database (recorded in `_emb`, key = model).
-** Search is exact for now (every candidate is scored). */
+** Searches of the current state go through an HNSW index per (model, metric), saved with
+** checkpoints; as-of searches, value filters and small or selective candidate sets are
+** answered exactly (every candidate scored). */
 
 #define KD_EMBED_DIM_MAX 65536      /* largest dimension accepted */
 #define KD_EMBED_NS_MAX  123        /* longest user namespace that can hold embeddings */
@@ -549,7 +561,10 @@ typedef struct kd_search_opts {
     const kd_query *meta_filter; /* only embeddings whose metadata (null when none) matches */
     int64_t at;                /* search the embeddings as of this time; KD_AT_NOW (or 0)
                                   = now */
-    int exact;                 /* force exact search (the only kind for now) */
+    int exact;                 /* force exact search; otherwise the search picks exact or
+                                  the HNSW index (docs/vector.md, "Exact or HNSW") */
+    uint32_t ef_search;        /* HNSW candidate list size (recall against speed);
+                                  0 = max(top_k, 64); ignored by exact search */
 } kd_search_opts;
 
 /* Fills *o with the defaults: every namespace, top 10, cosine, now. */

@@ -37,7 +37,7 @@ for t in "$UNIT_DIR"/test_*; do
     name=$(basename "$t")
     if [ -n "${KD_VALGRIND:-}" ]; then
         # The HNSW test's 10,000 vectors take minutes under valgrind; 2,000 cover the code.
-        KD_HNSW_N=${KD_HNSW_N:-2000} run_one "$name" 900 valgrind -q --child-silent-after-fork=yes --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=99 "$t"
+        KD_HNSW_N=${KD_HNSW_N:-2000} KD_VEC_N=${KD_VEC_N:-2500} run_one "$name" 900 valgrind -q --child-silent-after-fork=yes --leak-check=full --errors-for-leak-kinds=definite,indirect --error-exitcode=99 "$t"
     else
         run_one "$name" 600 "$t"
     fi

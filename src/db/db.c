@@ -261,6 +261,12 @@ int kd_open(const char *path, const kd_options *opt, kd_db **out) {
         kd__free(db);
         return kd__err(KD_INVALID, "unknown sync mode %d", (int)db->opt.sync);
     }
+    if ((db->opt.hnsw_m && (db->opt.hnsw_m < 2 || db->opt.hnsw_m > 256)) || db->opt.hnsw_ef_construction > 100000) {
+        uint32_t m = db->opt.hnsw_m, efc = db->opt.hnsw_ef_construction;
+        kd__free(db);
+        return kd__err(KD_INVALID, "hnsw_m must be 2..256 and hnsw_ef_construction 1..100000 (0 = default), not %u and %u",
+                       m, efc);
+    }
     db->vfs = db->opt.vfs ? db->opt.vfs : kd__os_unix();
     {   /* BLAKE3 detects CPU features on first use through an unsynchronized global:
         ** do it here, before the caller's threads can hash concurrently. */
@@ -331,7 +337,6 @@ int kd_close(kd_db *db) {
     for (int i = 0; i < KD_HOOKS; i++) atomic_store(&db->hooks[i], NULL);
     if (db->subs_free) db->subs_free(db->subs); /* stops the subscribers' threads first */
     if (db->views_free) db->views_free(db->views);
-    if (db->vec_free) db->vec_free(db->vec);
     if (db->maint_running) {
         pthread_mutex_lock(&db->fl_mu);
         db->stopping = 1;
@@ -339,6 +344,17 @@ int kd_close(kd_db *db) {
         pthread_mutex_unlock(&db->fl_mu);
         pthread_join(db->maint, NULL);
     }
+    /* The vector indexes are saved before the log's last sync: a saved index that names
+    ** versions the log lost is recognised and ignored when loaded (vindex.c). */
+    if (db->vec_save && !db->read_only && db->wal.dir && !db->wal.failed)
+        (void)db->vec_save(db, db->vec); /* failing only costs a rebuild; logged there */
+    pthread_mutex_lock(&db->ext_mu);
+    if (db->vec_free) db->vec_free(db->vec);
+    db->vec = NULL;
+    db->vec_free = NULL;
+    db->vec_save = NULL;
+    db->vec_stats = NULL;
+    pthread_mutex_unlock(&db->ext_mu);
     if (db->wal.dir && !db->read_only) {
         if ((r = kd__wal_sync_all(&db->wal)) != KD_OK && rc == KD_OK) rc = r;
         if (rc == KD_OK && !db->wal.failed && db->last_seq != db->ckpt_seq &&

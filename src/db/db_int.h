@@ -62,8 +62,10 @@ struct kd_db {
     void (*views_free)(void *views);
     void *subs;
     void (*subs_free)(void *subs);
-    void *vec;                /* vector search's HNSW indexes (src/vector/vector.c) */
+    void *vec;                /* vector search's HNSW indexes (src/vector/vindex.c) */
     void (*vec_free)(void *vec);
+    int (*vec_save)(kd_db *db, void *vec);         /* after each checkpoint, and at close */
+    void (*vec_stats)(void *vec, kd_stats *st);
     /* Called after every successful commit, once its versions are visible (outside every
     ** db lock), by the committing thread: one slot per layer that listens. */
     void (*_Atomic hooks[KD_HOOKS])(kd_db *db);

@@ -520,6 +520,9 @@ int kd_stats_get(kd_db *db, kd_stats *st) {
         }
         kd__free(cp);
     }
+    pthread_mutex_lock(&db->ext_mu);
+    if (db->vec_stats) db->vec_stats(db->vec, st);
+    pthread_mutex_unlock(&db->ext_mu);
     kd__err_clear();
     return KD_OK;
 }

@@ -681,6 +681,15 @@ size_t kd__hnsw_bytes(kd__hnsw *h) {
 
 uint32_t kd__hnsw_dim(const kd__hnsw *h) { return h->dim; }
 int kd__hnsw_metric(const kd__hnsw *h) { return h->metric; }
+uint32_t kd__hnsw_m(const kd__hnsw *h) { return h->M; }
+uint32_t kd__hnsw_ef_construction(const kd__hnsw *h) { return h->efc; }
+
+int kd__hnsw_contains(kd__hnsw *h, uint32_t id) {
+    pthread_rwlock_rdlock(&h->lock);
+    int in = id < h->id_cap && h->id_node[id] != NONE;
+    pthread_rwlock_unlock(&h->lock);
+    return in;
+}
 
 /* ---- serialisation ---------------------------------------------------------------- */
 /* Byte layout (all integers little-endian; floats as their IEEE-754 bit patterns):

@@ -98,6 +98,10 @@ void kd__hnsw_count(kd__hnsw *h, uint32_t *live, uint32_t *deleted);
 size_t kd__hnsw_bytes(kd__hnsw *h);
 uint32_t kd__hnsw_dim(const kd__hnsw *h);
 int kd__hnsw_metric(const kd__hnsw *h);
+uint32_t kd__hnsw_m(const kd__hnsw *h);               /* as created (defaults applied) */
+uint32_t kd__hnsw_ef_construction(const kd__hnsw *h);
+/* 1 when id is in the index and was not removed since it was added. */
+int kd__hnsw_contains(kd__hnsw *h, uint32_t id);
 
 /* Appends the serialised index to out (format in hnsw.c: header, arrays, CRC-32C
 ** trailer; little-endian, independent of the host). KD_NOMEM if out ran out. */

@@ -31,13 +31,9 @@
 #include <string.h>
 
 #include "json/json.h"
-#include "vector/hnsw.h"
 #include "query/query.h"
+#include "vector/vector_int.h"
 
-#define EMB_PREFIX "_emb."
-#define EMB_PREFIX_LEN 5
-#define MODELS_NS "_emb"
-#define DEFAULT_MODEL "default"
 
 /* ---- names -------------------------------------------------------------------------- */
 
@@ -116,7 +112,7 @@ static const uint8_t B64D[256] = {
 
 /* Decodes the base64 text s[0..len) of exactly dim float32 into v. 0 when malformed.
 ** This is the inner loop of exact search, hence the table and the direct byte writes. */
-static int b64_floats(const char *s, size_t len, float *v, size_t dim) {
+int kd__emb_floats(const char *s, size_t len, float *v, size_t dim) {
     size_t n = dim * 4;
     if (len != (n + 2) / 3 * 4) return 0;
     uint8_t *out = (uint8_t *)v;
@@ -152,16 +148,7 @@ static int b64_floats(const char *s, size_t len, float *v, size_t dim) {
 
 /* ---- the stored record -------------------------------------------------------------- */
 
-/* The members of a stored embedding, pointing into its canonical text. */
-typedef struct emb_rec {
-    kd_json_val model;  /* the JSON string, quotes included */
-    kd_json_val meta;   /* JSON text ("null" when none) */
-    const char *b64;
-    size_t b64len;
-    size_t dim;
-} emb_rec;
-
-static int rec_read(const char *val, size_t len, emb_rec *r) {
+int kd__emb_rec_read(const char *val, size_t len, emb_rec *r) {
     kd_json_val doc = kd_json_doc(val, len);
     kd_json_val d = kd_json_get(doc, "dim"), v = kd_json_get(doc, "vector");
     int64_t dim;
@@ -289,13 +276,13 @@ int kd_embedding_get(kd_db *db, const char *ns, const char *key, int64_t at, kd_
         rc = kd__err(KD_NOTFOUND, "no embedding for %s/%.200s%s%s", ns, key, e.deleted ? ": deleted at " : "", when);
         goto out;
     }
-    if (rc != KD_OK || (rc = rec_read(e.value, e.value_len, &rec)) != KD_OK) goto out;
+    if (rc != KD_OK || (rc = kd__emb_rec_read(e.value, e.value_len, &rec)) != KD_OK) goto out;
     if (!(r = kd__calloc(1, sizeof *r)) || !(r->vector = kd__malloc(rec.dim * sizeof(float))) ||
         !(r->ns = kd__strdup(ns)) || !(r->key = kd__strdup(key))) {
         rc = kd__err(KD_NOMEM, "out of memory");
         goto out;
     }
-    if (!b64_floats(rec.b64, rec.b64len, r->vector, rec.dim)) {
+    if (!kd__emb_floats(rec.b64, rec.b64len, r->vector, rec.dim)) {
         rc = kd__err(KD_CORRUPT, "embedding of %s/%.200s: vector does not hold %zu float32", ns, key, rec.dim);
         goto out;
     }
@@ -438,7 +425,7 @@ typedef struct search {
     char seen_where[300];
     float *vec;           /* decoding buffer, o->dim components */
     heap h;
-    pthread_mutex_t *held; /* the HNSW state's lock, held until the hits are copied */
+    int held;             /* the vector indexes' lock is held until the hits are copied */
 } search;
 
 /* Scores the decoded candidate s->vec against the query (cosine and dot: similarity;
@@ -482,7 +469,7 @@ static int search_ns(search *s, const char *ns) {
     for (size_t i = 0; i < ne; i++) {
         const kd__doc *d = &embs[i];
         emb_rec r;
-        if ((rc = rec_read(d->val, d->vlen, &r)) != KD_OK) {
+        if ((rc = kd__emb_rec_read(d->val, d->vlen, &r)) != KD_OK) {
             rc = kd__err(rc, "embedding of %s/%.*s: malformed record", ns, (int)KD_MIN(d->klen, 200), d->key);
             goto out;
         }
@@ -519,7 +506,7 @@ static int search_ns(search *s, const char *ns) {
                          o->dim, ns, (int)KD_MIN(d->klen, 200), d->key, (int)KD_MIN(r.model.len, 200), r.model.p, r.dim);
             goto out;
         }
-        if (!b64_floats(r.b64, r.b64len, s->vec, r.dim)) {
+        if (!kd__emb_floats(r.b64, r.b64len, s->vec, r.dim)) {
             rc = kd__err(KD_CORRUPT, "embedding of %s/%.*s: vector does not hold %zu float32", ns,
                          (int)KD_MIN(d->klen, 200), d->key, r.dim);
             goto out;
@@ -536,224 +523,14 @@ out:
 }
 
 /* ---- the HNSW path ------------------------------------------------------------------ */
+/* Searches of the current state go through the index of (model, metric) kept by vindex.c
+** when it is the cheaper way; its ids' slots hold the version each key's embedding is at,
+** caught up to the search's seq before the graph is read. */
 
-/* One in-memory HNSW index per (model, metric), built on the first search that can use it
-** from every embedding version in the log, then kept current at the start of each search
-** by applying the versions committed since (catch-up by seq, like the views layer). Ids
-** are dense per (namespace, key); an id's slot keeps pointers to the key and to the
-** embedding version it holds (the index's arena and the log's mapping: stable until
-** kd_close). Not saved: rebuilt after a reopen. */
-
-#define HNSW_MIN_CANDIDATES 2000
-
-typedef struct vslot {
-    uint32_t ns;          /* index into vidx.ns */
-    const char *key;
-    uint32_t klen;
-    int live;
-    const char *val;      /* the embedding record of the version held */
-    uint32_t vlen;
-    const uint8_t *vid;
-    uint64_t seq;
-    int64_t ts;
-} vslot;
-
-typedef struct vidx {
-    struct vidx *next;
-    kd_buf model_json;    /* the model as a JSON string */
-    int metric;
-    size_t dim;
-    kd__hnsw *h;
-    uint64_t applied;     /* versions up to this seq are in the index */
-    vslot *slot;
-    uint32_t nslot, cap;
-    uint32_t *map;        /* open addressing: id + 1, 0 = empty */
-    uint32_t mcap;
-    char **ns;            /* user namespace names */
-    uint32_t nns;
-    uint32_t *ns_live;    /* live ids per namespace */
-    float *buf;
-} vidx;
-
-typedef struct vstate {
-    pthread_mutex_t mu;
-    vidx *list;
-} vstate;
-
-static uint64_t slot_hash(uint32_t ns, const char *k, uint32_t n) {
-    uint64_t h = 1469598103934665603ull ^ ns;
-    for (uint32_t i = 0; i < n; i++) h = (h ^ (uint8_t)k[i]) * 1099511628211ull;
-    return h;
-}
-
-static void vidx_free(vidx *x) {
-    kd__hnsw_free(x->h);
-    kd__buf_free(&x->model_json);
-    for (uint32_t i = 0; i < x->nns; i++) kd__free(x->ns[i]);
-    kd__free(x->ns);
-    kd__free(x->ns_live);
-    kd__free(x->slot);
-    kd__free(x->map);
-    kd__free(x->buf);
-    kd__free(x);
-}
-
-static void vstate_free(void *p) {
-    vstate *st = p;
-    if (!st) return;
-    while (st->list) {
-        vidx *x = st->list;
-        st->list = x->next;
-        vidx_free(x);
-    }
-    pthread_mutex_destroy(&st->mu);
-    kd__free(st);
-}
-
-static int vidx_ns(vidx *x, const char *ns, uint32_t *out) {
-    for (uint32_t i = 0; i < x->nns; i++)
-        if (strcmp(x->ns[i], ns) == 0) return *out = i, KD_OK;
-    char **n2 = kd__realloc(x->ns, (x->nns + 1) * sizeof *n2);
-    if (!n2) return kd__err(KD_NOMEM, "out of memory");
-    x->ns = n2;
-    uint32_t *l2 = kd__realloc(x->ns_live, (x->nns + 1) * sizeof *l2);
-    if (!l2) return kd__err(KD_NOMEM, "out of memory");
-    x->ns_live = l2;
-    if (!(x->ns[x->nns] = kd__strdup(ns))) return kd__err(KD_NOMEM, "out of memory");
-    x->ns_live[x->nns] = 0;
-    *out = x->nns++;
-    return KD_OK;
-}
-
-/* The id of (ns, key), created when absent and create is set (UINT32_MAX when absent). */
-static int vidx_id(vidx *x, uint32_t ns, const char *key, uint32_t klen, int create, uint32_t *id) {
-    *id = UINT32_MAX;
-    if (x->mcap) {
-        for (uint64_t i = slot_hash(ns, key, klen) & (x->mcap - 1);; i = (i + 1) & (x->mcap - 1)) {
-            uint32_t m = x->map[i];
-            if (!m) break;
-            vslot *s = &x->slot[m - 1];
-            if (s->ns == ns && s->klen == klen && memcmp(s->key, key, klen) == 0) return *id = m - 1, KD_OK;
-        }
-    }
-    if (!create) return KD_OK;
-    if (x->nslot == x->cap) {
-        uint32_t c = x->cap ? x->cap * 2 : 1024;
-        vslot *s2 = kd__realloc(x->slot, c * sizeof *s2);
-        if (!s2) return kd__err(KD_NOMEM, "out of memory");
-        x->slot = s2;
-        x->cap = c;
-    }
-    if ((x->nslot + 1) * 2 > x->mcap) { /* rehash at half full */
-        uint32_t mc = x->mcap ? x->mcap * 2 : 2048;
-        uint32_t *m2 = kd__calloc(mc, sizeof *m2);
-        if (!m2) return kd__err(KD_NOMEM, "out of memory");
-        for (uint32_t j = 0; j < x->nslot; j++) {
-            uint64_t i = slot_hash(x->slot[j].ns, x->slot[j].key, x->slot[j].klen) & (mc - 1);
-            while (m2[i]) i = (i + 1) & (mc - 1);
-            m2[i] = j + 1;
-        }
-        kd__free(x->map);
-        x->map = m2;
-        x->mcap = mc;
-    }
-    uint32_t n = x->nslot++;
-    vslot *s = &x->slot[n];
-    memset(s, 0, sizeof *s);
-    s->ns = ns;
-    s->key = key;
-    s->klen = klen;
-    uint64_t i = slot_hash(ns, key, klen) & (x->mcap - 1);
-    while (x->map[i]) i = (i + 1) & (x->mcap - 1);
-    x->map[i] = n + 1;
-    *id = n;
-    return KD_OK;
-}
-
-/* Applies one version (any namespace) to the index. */
-static int vidx_apply(void *ctx, const char *sysns, const kd__doc *d) {
-    vidx *x = ctx;
-    if (strncmp(sysns, EMB_PREFIX, EMB_PREFIX_LEN) != 0) return KD_OK;
-    const char *ns = sysns + EMB_PREFIX_LEN;
-    emb_rec r;
-    int mine = 0, rc;
-    if (d->val) {
-        if ((rc = rec_read(d->val, d->vlen, &r)) != KD_OK) return rc;
-        mine = r.model.len == x->model_json.len && memcmp(r.model.p, x->model_json.p, r.model.len) == 0 &&
-               r.dim == x->dim;
-    }
-    uint32_t nsi = 0, id;
-    if ((rc = vidx_ns(x, ns, &nsi)) != KD_OK) return rc;
-    if ((rc = vidx_id(x, nsi, d->key, d->klen, mine, &id)) != KD_OK) return rc;
-    if (id == UINT32_MAX) return KD_OK;
-    vslot *s = &x->slot[id];
-    if (!mine) {
-        if (s->live) {
-            if ((rc = kd__hnsw_remove(x->h, id)) != KD_OK) return rc;
-            s->live = 0;
-            x->ns_live[nsi]--;
-        }
-        return KD_OK;
-    }
-    if (!b64_floats(r.b64, r.b64len, x->buf, r.dim))
-        return kd__err(KD_CORRUPT, "embedding of %s/%.*s: vector does not hold %zu float32", ns,
-                       (int)KD_MIN(d->klen, 200), d->key, r.dim);
-    if ((rc = kd__hnsw_add(x->h, id, x->buf)) != KD_OK) return rc;
-    if (!s->live) x->ns_live[nsi]++;
-    s->live = 1;
-    s->val = d->val;
-    s->vlen = d->vlen;
-    s->vid = d->id;
-    s->seq = d->seq;
-    s->ts = d->ts;
-    return KD_OK;
-}
-
-/* The index of (model, metric), created when absent, caught up to upto. Caller holds
-** st->mu. */
-static int vidx_get(kd_db *db, vstate *st, const char *model, size_t dim, int metric, uint64_t upto, vidx **out) {
-    vidx *x;
-    int rc;
-    kd_buf mj = KD_BUF_INIT;
-    kd__json_write_string(&mj, model, strlen(model));
-    if (mj.oom) return kd__err(KD_NOMEM, "out of memory");
-    for (x = st->list; x; x = x->next)
-        if (x->metric == metric && x->model_json.len == mj.len && memcmp(x->model_json.p, mj.p, mj.len) == 0) break;
-    if (!x) {
-        static const int hm[] = {[KD_METRIC_COSINE] = KD__HNSW_COSINE, [KD_METRIC_DOT] = KD__HNSW_DOT,
-                                 [KD_METRIC_L2] = KD__HNSW_L2};
-        if (!(x = kd__calloc(1, sizeof *x)) || !(x->buf = kd__malloc(dim * sizeof(float)))) {
-            kd__free(x);
-            kd__buf_free(&mj);
-            return kd__err(KD_NOMEM, "out of memory");
-        }
-        x->model_json = mj;
-        x->metric = metric;
-        x->dim = dim;
-        if ((rc = kd__hnsw_create((uint32_t)dim, hm[metric], 0, 0, 0x5EED, &x->h)) != KD_OK) {
-            vidx_free(x);
-            return rc;
-        }
-        x->next = st->list;
-        st->list = x;
-    } else {
-        kd__buf_free(&mj);
-    }
-    if (upto > x->applied) {
-        if ((rc = kd__db_each_version(db, x->applied + 1, upto, vidx_apply, x)) != KD_OK) {
-            /* Cannot follow incrementally: drop it; the next search rebuilds it. */
-            vstate *s = st;
-            vidx **pp = &s->list;
-            while (*pp != x) pp = &(*pp)->next;
-            *pp = x->next;
-            vidx_free(x);
-            return rc;
-        }
-        x->applied = upto;
-    }
-    *out = x;
-    return KD_OK;
-}
+#define HNSW_MIN_CANDIDATES 2000 /* below this many in scope, exact search answers */
+#define HNSW_VISITS_PER_EF 30    /* distance computations per unit of ef_search, roughly */
+#define EXACT_COST 3             /* one exact candidate (decode + double score), in the same units */
+#define META_SAMPLE 256          /* ids sampled to estimate a metadata filter's selectivity */
 
 typedef struct hctx {
     vidx *x;
@@ -768,7 +545,7 @@ static int accept_id(void *ctx, uint32_t id) {
     if (!s->live || (c->nsi >= 0 && s->ns != (uint32_t)c->nsi)) return 0;
     if (c->o->meta_filter && c->o->meta_filter->filter) {
         emb_rec r;
-        if (rec_read(s->val, s->vlen, &r) != KD_OK) return 0;
+        if (kd__emb_rec_read(s->val, s->vlen, &r) != KD_OK) return 0;
         kd_qv m = kd__qv_doc(r.meta.p, r.meta.len);
         int ok = kd__filter_eval(c->o->meta_filter->filter, &m);
         if (ok < 0) c->err = 1;
@@ -777,48 +554,61 @@ static int accept_id(void *ctx, uint32_t id) {
     return 1;
 }
 
-/* Searches through the index of model. *used = 0 when exact search should answer instead
-** (few candidates). Hits are rescored in double precision, as exact search scores them. */
+/* The share of the live ids in scope whose metadata passes the filter, from a sample. */
+static double meta_share(hctx *c) {
+    const vidx *x = c->x;
+    uint32_t step = x->nslot / META_SAMPLE + 1, seen = 0, pass = 0;
+    for (uint32_t id = 0; id < x->nslot; id += step) {
+        const vslot *v = &x->slot[id];
+        if (!v->live || (c->nsi >= 0 && v->ns != (uint32_t)c->nsi)) continue;
+        seen++;
+        pass += accept_id(c, id) != 0;
+    }
+    return seen ? (double)pass / seen : 1.0;
+}
+
+/* Searches through the index of model, unless exact search is the cheaper way (*used = 0):
+** fewer than HNSW_MIN_CANDIDATES in scope, or restrictions (namespace, metadata filter)
+** so selective that the graph walk would visit more nodes than exact search reads (the
+** walk passes through rejected nodes, about HNSW_VISITS_PER_EF * ef / share of them).
+** Hits are rescored in double precision, as exact search scores them. */
 static int search_hnsw(search *s, const char *model, size_t mdim, int *used) {
     kd_db *db = s->db;
     const kd_search_opts *o = s->o;
-    vstate *st;
-    int rc = KD_OK;
-    *used = 0;
-    pthread_mutex_lock(&db->ext_mu);
-    if (!db->vec) {
-        if ((st = kd__calloc(1, sizeof *st))) {
-            pthread_mutex_init(&st->mu, NULL);
-            db->vec = st;
-            db->vec_free = vstate_free;
-        }
-    }
-    st = db->vec;
-    pthread_mutex_unlock(&db->ext_mu);
-    if (!st) return kd__err(KD_NOMEM, "out of memory");
-    pthread_mutex_lock(&st->mu);
     vidx *x = NULL;
     uint32_t *ids = NULL;
-    if ((rc = vidx_get(db, st, model, mdim, o->metric, s->upto, &x)) != KD_OK) goto out;
+    int rc;
+    *used = 0;
+    if ((rc = kd__vidx_acquire(db, model, mdim, o->metric, s->upto, &x)) != KD_OK) return rc;
     hctx c = {x, -1, o, 0};
-    uint64_t live = 0;
-    for (uint32_t i = 0; i < x->nns; i++)
+    uint64_t total = 0, scope = 0;
+    for (uint32_t i = 0; i < x->nns; i++) {
+        total += x->ns_live[i];
         if (!o->ns || strcmp(x->ns[i], o->ns) == 0) {
-            live += x->ns_live[i];
+            scope += x->ns_live[i];
             if (o->ns) c.nsi = (int)i;
         }
-    if (o->ns && c.nsi < 0) { *used = 1; goto out; } /* the namespace holds none */
-    if (live < HNSW_MIN_CANDIDATES) goto out;
-    uint32_t k = (uint32_t)KD_MIN(s->h.k, (size_t)live), n = 0;
+    }
+    if (o->ns && c.nsi < 0) { /* the namespace never held this model: no hits */
+        *used = 1;
+        goto out;
+    }
+    if (scope < HNSW_MIN_CANDIDATES) goto out;
+    uint32_t k = (uint32_t)KD_MIN(s->h.k, (size_t)scope), n = 0;
+    uint32_t ef = KD_MAX(o->ef_search ? o->ef_search : 64, k);
+    double share = (double)scope / (double)total;
+    if (o->meta_filter && o->meta_filter->filter) share *= meta_share(&c);
+    if (c.err) { rc = kd__err(KD_NOMEM, "out of memory"); goto out; }
+    if (share <= 0 || (double)HNSW_VISITS_PER_EF * ef / share > (double)EXACT_COST * (double)scope) goto out;
     if (!(ids = kd__malloc((k ? k : 1) * sizeof *ids))) { rc = kd__err(KD_NOMEM, "out of memory"); goto out; }
-    if ((rc = kd__hnsw_search(x->h, o->vector, k, KD_MAX(k, 64), accept_id, &c, ids, NULL, &n)) != KD_OK) goto out;
+    if ((rc = kd__hnsw_search(x->h, o->vector, k, ef, accept_id, &c, ids, NULL, &n)) != KD_OK) goto out;
     if (c.err) { rc = kd__err(KD_NOMEM, "out of memory"); goto out; }
     *used = 1;
     for (uint32_t i = 0; i < n; i++) {
         const vslot *v = &x->slot[ids[i]];
         emb_rec r;
-        if ((rc = rec_read(v->val, v->vlen, &r)) != KD_OK) goto out;
-        if (!b64_floats(r.b64, r.b64len, s->vec, r.dim)) { rc = kd__err(KD_CORRUPT, "malformed embedding"); goto out; }
+        if ((rc = kd__emb_rec_read(v->val, v->vlen, &r)) != KD_OK) goto out;
+        if (!kd__emb_floats(r.b64, r.b64len, s->vec, r.dim)) { rc = kd__err(KD_CORRUPT, "malformed embedding"); goto out; }
         double score;
         if (!score_passes(s, &score)) continue;
         cand cd = {o->metric == KD_METRIC_L2 ? -score : score, x->ns[v->ns], v->key, v->klen, v->vid, v->seq, v->ts};
@@ -826,8 +616,8 @@ static int search_hnsw(search *s, const char *model, size_t mdim, int *used) {
     }
 out:
     kd__free(ids);
-    if (rc != KD_OK || !*used) pthread_mutex_unlock(&st->mu);
-    else s->held = &st->mu; /* hit pointers (namespace names) stay valid while held */
+    if (rc != KD_OK || !*used) kd__vidx_release(db);
+    else s->held = 1; /* hit pointers (namespace names) stay valid while held */
     return rc;
 }
 
@@ -849,8 +639,7 @@ static int sole_model(kd_db *db, uint64_t upto, char **model, size_t *dim) {
     return rc;
 }
 
-/* The user namespaces that ever held embeddings (newly allocated names). */
-static int emb_namespaces(kd_db *db, char ***out, size_t *n) {
+int kd__emb_namespaces(kd_db *db, char ***out, size_t *n) {
     int rc = KD_OK;
     char **names = NULL;
     size_t nn = 0;
@@ -953,7 +742,7 @@ int kd_search(kd_db *db, const kd_search_opts *o, kd_search_hit **hits, size_t *
             goto out;
         }
         nnames = 1;
-    } else if ((rc = emb_namespaces(db, &names, &nnames)) != KD_OK) {
+    } else if ((rc = kd__emb_namespaces(db, &names, &nnames)) != KD_OK) {
         goto out;
     }
     for (size_t i = 0; i < nnames; i++)
@@ -982,7 +771,7 @@ done:
     *hits = res;
     *n = s.h.n;
 out:
-    if (s.held) pthread_mutex_unlock(s.held);
+    if (s.held) kd__vidx_release(db);
     for (size_t i = 0; i < nnames; i++) kd__free(names[i]);
     kd__free(names);
     kd__free(s.vec);
