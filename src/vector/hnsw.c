@@ -25,6 +25,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdlib.h>
 
 #include "crypto/crc32c.h"
 
@@ -78,34 +79,136 @@ struct kd__hnsw {
 };
 
 /* ---- distances ------------------------------------------------------------------- */
-/* Four independent sums let the compiler keep several multiply-adds in flight (without
-** -ffast-math it may not reorder a single sum). */
-static float dot(const float *a, const float *b, uint32_t n) {
-    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+/* The portable versions keep eight independent sums, which the compiler turns into SIMD
+** without -ffast-math (it may not reorder a single sum). On x86-64 the widest kernel the
+** CPU has (AVX-512F, else AVX2 with FMA) is chosen once at run time; the build itself
+** stays generic. Sums in another order differ in the last bits: these distances only
+** steer the graph, and kd_search rescores its hits in double precision. */
+static float dot_generic(const float *a, const float *b, uint32_t n) {
+    float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     uint32_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        s0 += a[i] * b[i];
-        s1 += a[i + 1] * b[i + 1];
-        s2 += a[i + 2] * b[i + 2];
-        s3 += a[i + 3] * b[i + 3];
-    }
-    for (; i < n; i++) s0 += a[i] * b[i];
-    return (s0 + s1) + (s2 + s3);
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) s[j] += a[i + j] * b[i + j];
+    for (; i < n; i++) s[0] += a[i] * b[i];
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
-static float l2sq(const float *a, const float *b, uint32_t n) {
-    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+static float l2sq_generic(const float *a, const float *b, uint32_t n) {
+    float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     uint32_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        float d0 = a[i] - b[i], d1 = a[i + 1] - b[i + 1];
-        float d2 = a[i + 2] - b[i + 2], d3 = a[i + 3] - b[i + 3];
-        s0 += d0 * d0;
-        s1 += d1 * d1;
-        s2 += d2 * d2;
-        s3 += d3 * d3;
-    }
-    for (; i < n; i++) s0 += (a[i] - b[i]) * (a[i] - b[i]);
-    return (s0 + s1) + (s2 + s3);
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) {
+            float d = a[i + j] - b[i + j];
+            s[j] += d * d;
+        }
+    for (; i < n; i++) s[0] += (a[i] - b[i]) * (a[i] - b[i]);
+    return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
+
+typedef float (*kernel)(const float *a, const float *b, uint32_t n);
+static kernel k_dot = dot_generic, k_l2sq = l2sq_generic;
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+
+__attribute__((target("avx2,fma"))) static float hsum256(__m256 v) {
+    __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+    x = _mm_add_ss(x, _mm_shuffle_ps(x, x, 1));
+    return _mm_cvtss_f32(x);
+}
+__attribute__((target("avx2,fma"))) static float dot_avx2(const float *a, const float *b, uint32_t n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    uint32_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    }
+    for (; i + 8 <= n; i += 8) s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+    float s = hsum256(_mm256_add_ps(s0, s1));
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+__attribute__((target("avx2,fma"))) static float l2sq_avx2(const float *a, const float *b, uint32_t n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    uint32_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256 d0 = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
+        __m256 d1 = _mm256_sub_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8));
+        s0 = _mm256_fmadd_ps(d0, d0, s0);
+        s1 = _mm256_fmadd_ps(d1, d1, s1);
+    }
+    for (; i + 8 <= n; i += 8) {
+        __m256 d = _mm256_sub_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i));
+        s0 = _mm256_fmadd_ps(d, d, s0);
+    }
+    float s = hsum256(_mm256_add_ps(s0, s1));
+    for (; i < n; i++) s += (a[i] - b[i]) * (a[i] - b[i]);
+    return s;
+}
+__attribute__((target("avx512f"))) static float dot_avx512(const float *a, const float *b, uint32_t n) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    uint32_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
+    }
+    for (; i + 16 <= n; i += 16) s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), s1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+__attribute__((target("avx512f"))) static float l2sq_avx512(const float *a, const float *b, uint32_t n) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    uint32_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m512 d0 = _mm512_sub_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i));
+        __m512 d1 = _mm512_sub_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16));
+        s0 = _mm512_fmadd_ps(d0, d0, s0);
+        s1 = _mm512_fmadd_ps(d1, d1, s1);
+    }
+    for (; i + 16 <= n; i += 16) {
+        __m512 d = _mm512_sub_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i));
+        s0 = _mm512_fmadd_ps(d, d, s0);
+    }
+    if (i < n) {
+        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+        __m512 d = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i));
+        s1 = _mm512_fmadd_ps(d, d, s1);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(s0, s1));
+}
+
+static void pick_kernels(void) {
+    __builtin_cpu_init();
+    if (getenv("KD_HNSW_GENERIC")) return; /* tests and comparisons */
+    if (__builtin_cpu_supports("avx512f")) {
+        k_dot = dot_avx512;
+        k_l2sq = l2sq_avx512;
+    } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        k_dot = dot_avx2;
+        k_l2sq = l2sq_avx2;
+    }
+}
+#else
+static void pick_kernels(void) {}
+#endif
+
+static pthread_once_t kernels_once = PTHREAD_ONCE_INIT;
+
+/* The kernel names for kd__hnsw_kernel(). */
+const char *kd__hnsw_kernel(void) {
+    pthread_once(&kernels_once, pick_kernels);
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (k_dot == dot_avx512) return "avx512f";
+    if (k_dot == dot_avx2) return "avx2+fma";
+#endif
+    return "generic";
+}
+
+static float dot(const float *a, const float *b, uint32_t n) { return k_dot(a, b, n); }
+static float l2sq(const float *a, const float *b, uint32_t n) { return k_l2sq(a, b, n); }
 static float dist(const kd__hnsw *h, const float *a, const float *b) {
     switch (h->metric) {
     case KD__HNSW_L2: return l2sq(a, b, h->dim);
@@ -164,6 +267,21 @@ static int heap_push(scratch *s, heap *hp, float d, uint32_t n) {
     hp->a[i].d = d;
     hp->a[i].n = n;
     return 1;
+}
+/* Replaces the top (the smallest d) with (d, n) and restores the heap: a pop and a push
+** in one sift. */
+static void heap_replace_top(heap *hp, float d, uint32_t n) {
+    uint32_t i = 0, len = hp->len;
+    for (;;) {
+        uint32_t c = 2 * i + 1;
+        if (c >= len) break;
+        if (c + 1 < len && hp->a[c + 1].d < hp->a[c].d) c++;
+        if (d <= hp->a[c].d) break;
+        hp->a[i] = hp->a[c];
+        i = c;
+    }
+    hp->a[i].d = d;
+    hp->a[i].n = n;
 }
 static cand heap_pop(heap *hp) {
     cand top = hp->a[0], last = hp->a[--hp->len];
@@ -290,14 +408,18 @@ static int search_layer(const kd__hnsw *h, scratch *s, const float *q, uint32_t 
         uint32_t cnt = l[0];
         for (uint32_t i = 1; i <= cnt; i++) {
             uint32_t e = l[i];
+            if (i < cnt) { /* the next neighbour's vector is on its way while this one is scored */
+                __builtin_prefetch(vec(h, l[i + 1]));
+                __builtin_prefetch(&s->mark[l[i + 1]]);
+            }
             if (s->mark[e] == s->epoch) continue;
             s->mark[e] = s->epoch;
             float d = dist(h, q, vec(h, e));
             if (s->res.len < ef || d < -s->res.a[0].d) {
                 heap_push(s, &s->cand, d, e);
                 if (wanted(h, f, e)) {
-                    heap_push(s, &s->res, -d, e);
-                    if (s->res.len > ef) heap_pop(&s->res);
+                    if (s->res.len < ef) heap_push(s, &s->res, -d, e);
+                    else heap_replace_top(&s->res, -d, e);
                 }
             }
         }
@@ -457,6 +579,7 @@ static kd__hnsw *alloc_handle(uint32_t dim, int metric, uint32_t M, uint32_t efc
 
 int kd__hnsw_create(uint32_t dim, int metric, uint32_t M, uint32_t ef_construction,
                     uint64_t seed, kd__hnsw **out) {
+    pthread_once(&kernels_once, pick_kernels);
     if (!M) M = KD__HNSW_DEFAULT_M;
     if (!ef_construction) ef_construction = KD__HNSW_DEFAULT_EF_CONSTRUCTION;
     *out = NULL;
@@ -762,6 +885,7 @@ static int load_record(const kd__hnsw *h, const uint8_t *p, uint32_t *dst, uint3
 }
 
 int kd__hnsw_load(const void *buf, size_t len, kd__hnsw **out) {
+    pthread_once(&kernels_once, pick_kernels);
     const uint8_t *p = buf;
     kd__hnsw *h = NULL;
     int rc = KD_OK;

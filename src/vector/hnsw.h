@@ -92,6 +92,10 @@ int kd__hnsw_search(kd__hnsw *h, const float *q, uint32_t k, uint32_t ef_search,
                     int (*accept)(void *ctx, uint32_t id), void *ctx, uint32_t *ids_out,
                     float *scores_out, uint32_t *n_out);
 
+/* The distance kernel in use: "avx512f", "avx2+fma" or "generic" (chosen once from the
+** CPU; KD_HNSW_GENERIC in the environment forces the portable one). */
+const char *kd__hnsw_kernel(void);
+
 /* Counts: live ids, and deleted nodes still in the graph. Either pointer may be NULL. */
 void kd__hnsw_count(kd__hnsw *h, uint32_t *live, uint32_t *deleted);
 /* Bytes of memory the index holds (allocated capacity, all arrays and lists). */

@@ -601,7 +601,10 @@ static int search_hnsw(search *s, const char *model, size_t mdim, int *used) {
     if (c.err) { rc = kd__err(KD_NOMEM, "out of memory"); goto out; }
     if (share <= 0 || (double)HNSW_VISITS_PER_EF * ef / share > (double)EXACT_COST * (double)scope) goto out;
     if (!(ids = kd__malloc((k ? k : 1) * sizeof *ids))) { rc = kd__err(KD_NOMEM, "out of memory"); goto out; }
-    if ((rc = kd__hnsw_search(x->h, o->vector, k, ef, accept_id, &c, ids, NULL, &n)) != KD_OK) goto out;
+    /* Live slots are exactly the graph's live ids: only a namespace (among several) or a
+    ** metadata filter needs the callback. */
+    int need = (c.nsi >= 0 && x->nns > 1) || (o->meta_filter && o->meta_filter->filter);
+    if ((rc = kd__hnsw_search(x->h, o->vector, k, ef, need ? accept_id : NULL, &c, ids, NULL, &n)) != KD_OK) goto out;
     if (c.err) { rc = kd__err(KD_NOMEM, "out of memory"); goto out; }
     *used = 1;
     for (uint32_t i = 0; i < n; i++) {
