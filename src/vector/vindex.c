@@ -33,8 +33,9 @@
 ** and the file is ignored (logged) and the index is rebuilt. A loaded index is then caught
 ** up from the log like any other.
 **
-** Locking. One mutex per handle (vstate.mu) serialises acquire/release, saving and stats;
-** it is taken before the index lock (inside kd__db_*), never after.
+** Locking. One mutex per handle (vstate.mu) serialises acquire/release, saving and stats.
+** Order: ext_mu (only to find the state, or by kd_stats_get) before vstate.mu before the
+** index lock (inside kd__db_*); checkpoints call the save with no db lock held.
 **
 ** May call: vector/hnsw, db (db_int.h), crypto/crc32c, json, base, os (through db->vfs).
 */
@@ -642,8 +643,8 @@ fail:
 }
 
 void kd__vidx_release(kd_db *db) {
-    pthread_mutex_lock(&db->ext_mu);
+    /* db->vec was read under ext_mu by the acquire and never changes until kd_close; taking
+    ** ext_mu here, with st->mu held, would invert the order kd_stats_get uses. */
     vstate *st = db->vec;
-    pthread_mutex_unlock(&db->ext_mu);
     pthread_mutex_unlock(&st->mu);
 }
