@@ -5,10 +5,10 @@
 ** May call: the public API in include/korudelta.h only. Nothing from src/ outside cli/.
 **
 ** How a run goes: cli_main.c parses argv into a struct cli and calls the command's
-** handler (cli_cmds.c, cli_diff.c, cli_batch.c, cli_query.c, cli_watch.c). A handler
-** validates its arguments first, then connects (cli_connect in cli_ops.h: the local
-** database, or a server through --url / KORU_URL / <db>/serve.addr), so that bad input
-** writes nothing; it reaches the database only through the cli_op_* calls, writes its
+** handler (cli_cmds.c, cli_diff.c, cli_batch.c, cli_query.c, cli_watch.c, cli_vector.c).
+** A handler validates its arguments first, then connects (cli_connect in cli_ops.h: the
+** local database, or a server through --url / KORU_URL / <db>/serve.addr), so that bad
+** input writes nothing; it reaches the database only through the cli_op_* calls, writes its
 ** whole output into c->out and returns an exit code, or records the error with
 ** cli_fail*(). (`watch` prints as it goes; `serve`, in cli_serve.c, opens the database
 ** with cli_open_db and never goes to a server.)
@@ -119,6 +119,19 @@ typedef struct cli {
     const char *since;          /* watch --since */
     const char *types;          /* watch --types */
     const char *url;            /* --url or KORU_URL: run the command against a server */
+    /* embed, embedding, search (cli_vector.c validates the texts) */
+    const char *vector;         /* --vector JSON array */
+    const char *vector_file;    /* --vector-file F ("-" = stdin) */
+    const char *model;          /* --model M */
+    const char *meta;           /* embed --meta JSON */
+    int embed_delete;           /* embed --delete */
+    const char *top_k;          /* search --top-k N */
+    const char *threshold;      /* search --threshold X */
+    const char *metric;         /* search --metric cosine|dot|l2 */
+    const char *meta_filter;    /* search --meta-filter EXPR */
+    int nmeta_filters;          /* how many times --meta-filter was given */
+    int exact;                  /* search --exact */
+    const char *ef;             /* search --ef N */
 
     const char *pos[CLI_MAX_POS];
     int npos;
@@ -182,7 +195,10 @@ enum {
     CLI_OPT_MAX_BODY = 1u << 18,
     CLI_OPT_MAX_CONN = 1u << 19,
     CLI_OPT_SINCE = 1u << 20,
-    CLI_OPT_TYPES = 1u << 21
+    CLI_OPT_TYPES = 1u << 21,
+    CLI_OPT_VECTOR = 1u << 22,      /* --vector --vector-file --model (embed, search) */
+    CLI_OPT_EMBED = 1u << 23,       /* --meta --delete (embed) */
+    CLI_OPT_SEARCH = 1u << 24       /* --top-k --threshold --metric --meta-filter --exact --ef */
 };
 
 /* ---- errors --------------------------------------------------------------------------- */
@@ -216,6 +232,17 @@ void cli_add_short_value(cli_buf *b, const char *v, size_t len);
 /* Pretty JSON (two-space indent) of a canonical value, appended to b with a newline. */
 int cli_put_pretty(cli *c, cli_buf *b, const char *json, size_t len);
 
+/* Vectors (cli_vector.c). A JSON array of numbers (text[0..len), whitespace allowed)
+** into float32 components (*v from malloc, *dim of them). Each number is read as a double
+** and then converted; one that is not a JSON number, not finite, or whose conversion
+** overflows to infinity is refused naming its index (from 0), as are an empty array and
+** anything but an array. Returns KD_OK, or KD_INVALID/KD_NOMEM with the reason in msg. */
+int cli_parse_vector(const char *text, size_t len, float **v, size_t *dim, char *msg,
+                     size_t msglen);
+/* Appends v as a JSON array, each component "%.9g" (enough to read back the same float;
+** -0 prints as -0). */
+void cli_json_vector(cli_buf *b, const float *v, size_t dim);
+
 /* ---- command handlers ----------------------------------------------------------------- */
 int cli_cmd_set(cli *c);
 int cli_cmd_get(cli *c);
@@ -230,5 +257,8 @@ int cli_cmd_query(cli *c);
 int cli_cmd_view(cli *c);
 int cli_cmd_serve(cli *c);   /* cli_serve.c */
 int cli_cmd_watch(cli *c);   /* cli_watch.c */
+int cli_cmd_embed(cli *c);     /* cli_vector.c */
+int cli_cmd_embedding(cli *c); /* cli_vector.c */
+int cli_cmd_search(cli *c);    /* cli_vector.c */
 
 #endif /* KD_CLI_H */

@@ -183,6 +183,67 @@ static const cli_cmd commands[] = {
      CLI_OPT_FILTER | CLI_OPT_SORT | CLI_OPT_LIMIT | CLI_OPT_OFFSET | CLI_OPT_SELECT |
          CLI_OPT_AGG | CLI_OPT_AUTO_REFRESH | CLI_OPT_DESCRIPTION,
      1, 3, cli_cmd_view},
+    {"embed", "NS/KEY", "store (or delete) the embedding of a key",
+     "Stores a vector (an embedding) for NS/KEY as a new version of its embedding. The\n"
+     "embedding is independent of the key's value: neither needs the other. The first\n"
+     "embedding of a model fixes the model's dimension for the whole database.\n"
+     "The vector is a JSON array of numbers, each stored as a float32 (a number that is not\n"
+     "finite or too large for a float32 is refused, naming its index from 0).\n"
+     "\n"
+     "Options:\n"
+     "  --vector JSON       the vector, e.g. '[0.1,0.2,0.3]'\n"
+     "  --vector-file F     read the vector from file F ('-' = standard input)\n"
+     "  --model M           the model name (default \"default\")\n"
+     "  --meta JSON         metadata kept with the embedding (any JSON; see search\n"
+     "                      --meta-filter)\n"
+     "  --delete            delete the embedding instead (its history stays); exits 3 when\n"
+     "                      the key has none\n"
+     "\n"
+     "Examples:\n"
+     "  kdelta embed docs/intro --vector '[0.12,-0.5,0.33]' --meta '{\"lang\":\"en\"}'\n"
+     "  embedder docs/intro.txt | kdelta embed docs/intro --vector-file - --model minilm\n"
+     "  kdelta embed docs/intro --delete\n",
+     CLI_OPT_VECTOR | CLI_OPT_EMBED, 1, 1, cli_cmd_embed},
+    {"embedding", "NS/KEY", "print the embedding of a key, now or at a time",
+     "Prints the embedding of NS/KEY: model, dimension, vector, metadata and its version;\n"
+     "with --at T the one current at time T. None at that time (never embedded, or\n"
+     "deleted) exits 3.\n"
+     "\n"
+     "Options:\n"
+     "  --at T   the embedding as of T (see 'kdelta --help' for time formats)\n"
+     "\n"
+     "Examples:\n"
+     "  kdelta embedding docs/intro\n"
+     "  kdelta embedding docs/intro --at 1h --json\n",
+     CLI_OPT_AT, 1, 1, cli_cmd_embedding},
+    {"search", "[NS]", "find the keys whose embeddings are nearest to a vector",
+     "Finds the embeddings nearest to a query vector, in namespace NS or in every\n"
+     "namespace, and prints one line per hit, best first: the score, NS/KEY and the first\n"
+     "12 hex digits of the embedding's version id. Nothing found prints nothing (exit 0).\n"
+     "The restrictions (NS, --model, --filter, --meta-filter, --threshold) choose the\n"
+     "candidates before the --top-k cut.\n"
+     "\n"
+     "Options:\n"
+     "  --vector JSON        the query vector, e.g. '[0.1,0.2,0.3]'\n"
+     "  --vector-file F      read it from file F ('-' = standard input)\n"
+     "  -k, --top-k N        at most N hits, 1-1000000 (default 10)\n"
+     "  --metric M           cosine (default; higher is nearer), dot (higher is nearer) or\n"
+     "                       l2 (Euclidean distance; lower is nearer)\n"
+     "  --threshold X        keep scores >= X (cosine, dot) or distances <= X (l2)\n"
+     "  --model M            only embeddings of model M (without it the candidates must all\n"
+     "                       be of one model)\n"
+     "  --filter EXPR        only keys whose VALUE matches EXPR (see kdelta query --help)\n"
+     "  --meta-filter EXPR   only embeddings whose metadata matches EXPR\n"
+     "  --at T               search the embeddings (and values) as they were at T\n"
+     "  --exact              score every candidate instead of using the HNSW index\n"
+     "  --ef N               HNSW candidate list size, 1-100000 (recall against speed;\n"
+     "                       default max(top-k, 64))\n"
+     "\n"
+     "Examples:\n"
+     "  kdelta search docs --vector '[0.1,-0.4,0.3]' --top-k 5\n"
+     "  kdelta search --vector-file q.json --metric l2 --threshold 1.5\n"
+     "  kdelta search docs --vector '[1,0,0]' --meta-filter 'lang = \"en\"' --json\n",
+     CLI_OPT_VECTOR | CLI_OPT_SEARCH | CLI_OPT_FILTER | CLI_OPT_AT, 0, 1, cli_cmd_search},
     {"list", "[NS]", "list namespaces, or the keys of NS",
      "Without NS: the namespaces that have live keys, with their key counts. With NS: its\n"
      "live keys in byte order, one per line.\n"
@@ -256,7 +317,8 @@ enum {
     O_DB = 1, O_JSON, O_SYNC, O_NOCOLOR, O_HELP, O_VERSION, /* global */
     O_AT, O_VERBOSE, O_IF_VERSION, O_IF_ABSENT, O_LIMIT, O_FROM, O_TO, O_ALL, O_DEEP,
     O_OFFSET, O_AUTO_REFRESH, O_DESCRIPTION, O_URL, O_PORT, O_BIND, O_MAX_BODY, O_MAX_CONN,
-    O_SINCE, O_TYPES,
+    O_SINCE, O_TYPES, O_VECTOR, O_VECTOR_FILE, O_MODEL, O_META, O_DELETE, O_TOP_K,
+    O_THRESHOLD, O_METRIC, O_META_FILTER, O_EXACT, O_EF,
     O_QUERY /* the query-building options below; cli_opt.qkind says which */
 };
 
@@ -307,6 +369,17 @@ static const cli_opt options[] = {
     {"max", 0, O_QUERY, 1, CLI_OPT_AGG, CLI_Q_MAX},
     {"distinct", 0, O_QUERY, 1, CLI_OPT_AGG, CLI_Q_DISTINCT},
     {"group-by", 0, O_QUERY, 1, CLI_OPT_AGG, CLI_Q_GROUP_BY},
+    {"vector", 0, O_VECTOR, 1, CLI_OPT_VECTOR, 0},
+    {"vector-file", 0, O_VECTOR_FILE, 1, CLI_OPT_VECTOR, 0},
+    {"model", 0, O_MODEL, 1, CLI_OPT_VECTOR, 0},
+    {"meta", 0, O_META, 1, CLI_OPT_EMBED, 0},
+    {"delete", 0, O_DELETE, 0, CLI_OPT_EMBED, 0},
+    {"top-k", 'k', O_TOP_K, 1, CLI_OPT_SEARCH, 0},
+    {"threshold", 0, O_THRESHOLD, 1, CLI_OPT_SEARCH, 0},
+    {"metric", 0, O_METRIC, 1, CLI_OPT_SEARCH, 0},
+    {"meta-filter", 0, O_META_FILTER, 1, CLI_OPT_SEARCH, 0},
+    {"exact", 0, O_EXACT, 0, CLI_OPT_SEARCH, 0},
+    {"ef", 0, O_EF, 1, CLI_OPT_SEARCH, 0},
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
 
@@ -437,6 +510,20 @@ static void apply_option(cli *c, const cli_opt *o, const char *val) {
     case O_MAX_CONN: c->max_connections = val; break;
     case O_SINCE: c->since = val; break;
     case O_TYPES: c->types = val; break;
+    case O_VECTOR: c->vector = val; break;
+    case O_VECTOR_FILE: c->vector_file = val; break;
+    case O_MODEL: c->model = val; break;
+    case O_META: c->meta = val; break;
+    case O_DELETE: c->embed_delete = 1; break;
+    case O_TOP_K: c->top_k = val; break;
+    case O_THRESHOLD: c->threshold = val; break;
+    case O_METRIC: c->metric = val; break;
+    case O_META_FILTER:
+        c->meta_filter = val;
+        c->nmeta_filters++;
+        break;
+    case O_EXACT: c->exact = 1; break;
+    case O_EF: c->ef = val; break;
     case O_QUERY:
         /* c->qopts has room for one entry per argument (allocated in parse_args). */
         if (c->qopts) c->qopts[c->nqopts++] = (cli_qopt){o->qkind, o->name, val};

@@ -10,8 +10,10 @@
 ** Invariants:
 **   - What a remote operation hands back is allocated with kd_malloc (or by the library's
 **     own readers: kd_entry_from_json, kd_json_string), exactly the parts that
-**     kd_entry_clear, kd_entries_free, kd_result_free, kd_view_list_free, kd_ns_list_free
-**     and kd_keys_free release, so callers free results the same way in both modes.
+**     kd_entry_clear, kd_entries_free, kd_result_free, kd_view_list_free, kd_ns_list_free,
+**     kd_keys_free, kd_embedding_free and kd_search_free release, so callers free results
+**     the same way in both modes. (The kd_entry of an embedding's write or delete carries
+**     what the answer says: ns, key, seq, timestamp, version id, deleted.)
 **   - Answers are untrusted: a missing or mistyped member is an error ("the server sent a
 **     malformed answer"), never a crash. They are read from their canonical form.
 **   - A remote operation sets c->op_msg only when it fails, and clears it first, so that
@@ -1003,5 +1005,241 @@ int cli_op_view_delete(cli *c, const char *name) {
     rc = call(c, "DELETE", &path, NULL, 0, NULL, &res);
     cli_http_res_free(&res);
     cli_buf_free(&path);
+    return rc;
+}
+
+/* ---- embeddings and vector search ---------------------------------------------------------- */
+
+/* A copy of s from kd_malloc (NULL when out of memory). */
+static char *kd_strdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *p = kd_malloc(n);
+    if (p) memcpy(p, s, n);
+    return p;
+}
+
+/* The vector member of an answer, read from the body as the server sent it when possible:
+** the canonical form writes -0 as 0, which would not give back the same float. */
+static int read_vector(const cli_http_res *res, kd_json_val canon, float **v, size_t *dim) {
+    kd_json_val raw = {0};
+    char msg[160];
+    float *tmp = NULL;
+    size_t n = 0;
+    if (res->body.p) raw = kd_json_get(kd_json_doc(res->body.p, res->body.len), "vector");
+    if (kd_json_type(raw) != KD_JSON_ARRAY) raw = canon;
+    if (kd_json_type(raw) != KD_JSON_ARRAY) return KD_ERROR;
+    if (cli_parse_vector(raw.p, raw.len, &tmp, &n, msg, sizeof msg) != KD_OK) return KD_ERROR;
+    /* Handed over with kd_malloc, as kd_embedding_free releases it. */
+    *v = kd_malloc(n * sizeof **v);
+    if (*v) memcpy(*v, tmp, n * sizeof **v);
+    free(tmp);
+    if (!*v) return KD_NOMEM;
+    *dim = n;
+    return KD_OK;
+}
+
+/* The version members an embedding's write or delete answers with, into *e (ns is the
+** system namespace, as the library's kd_entry has it). */
+static int read_embed_version(cli *c, kd_json_val doc, const char *ns, const char *key,
+                              kd_entry *e) {
+    char sys[KD_EMBED_NS_MAX + 8];
+    if (read_u64(kd_json_get(doc, "seq"), &e->seq) != KD_OK ||
+        read_time(kd_json_get(doc, "timestamp"), &e->timestamp) != KD_OK ||
+        read_id(kd_json_get(doc, "version_id"), e->version_id) != KD_OK)
+        return malformed(c, "an embedding version");
+    snprintf(sys, sizeof sys, "_emb.%s", ns);
+    if (!(e->ns = kd_strdup(sys)) || !(e->key = kd_strdup(key)))
+        return op_error(c, KD_NOMEM, "out of memory");
+    return KD_OK;
+}
+
+int cli_op_embed(cli *c, const char *ns, const char *key, const float *v, size_t dim,
+                 const char *model, const char *meta_json, kd_entry *e) {
+    cli_buf path = {0}, body = {0};
+    cli_http_res res = {0};
+    int rc;
+    memset(e, 0, sizeof *e);
+    if (!c->remote) return kd_embed(c->db, ns, key, v, dim, model, meta_json, e);
+    record_path(&path, ns, key, "/_embedding");
+    cli_buf_puts(&body, "{\"vector\":");
+    cli_json_vector(&body, v, dim);
+    if (model) {
+        cli_buf_puts(&body, ",\"model\":");
+        cli_json_cstr(&body, model);
+    }
+    if (meta_json) {
+        cli_buf_puts(&body, ",\"metadata\":");
+        cli_buf_puts(&body, meta_json);
+    }
+    cli_buf_puts(&body, "}");
+    if (body.oom) rc = op_error(c, KD_NOMEM, "out of memory");
+    else rc = call(c, "PUT", &path, body.p, body.len, NULL, &res);
+    if (rc == KD_OK) rc = read_embed_version(c, root(&res), ns, key, e);
+    if (rc != KD_OK) kd_entry_clear(e);
+    cli_http_res_free(&res);
+    cli_buf_free(&path);
+    cli_buf_free(&body);
+    return rc;
+}
+
+/* An embedding document into a kd_embedding from kd_malloc. */
+static int read_embedding(cli *c, const cli_http_res *res, kd_embedding **out) {
+    kd_json_val doc = root(res), meta = kd_json_get(doc, "metadata");
+    kd_embedding *em = kd_malloc(sizeof *em);
+    uint64_t dim;
+    int rc = KD_OK;
+    if (!em) return op_error(c, KD_NOMEM, "out of memory");
+    memset(em, 0, sizeof *em);
+    if (kd_json_string(kd_json_get(doc, "namespace"), &em->ns, NULL) != KD_OK ||
+        kd_json_string(kd_json_get(doc, "key"), &em->key, NULL) != KD_OK ||
+        kd_json_string(kd_json_get(doc, "model"), &em->model, NULL) != KD_OK ||
+        read_u64(kd_json_get(doc, "dim"), &dim) != KD_OK ||
+        read_u64(kd_json_get(doc, "seq"), &em->seq) != KD_OK ||
+        read_time(kd_json_get(doc, "timestamp"), &em->timestamp) != KD_OK ||
+        read_id(kd_json_get(doc, "version_id"), em->version_id) != KD_OK || !meta.p) {
+        rc = malformed(c, "an embedding");
+        goto out;
+    }
+    rc = read_vector(res, kd_json_get(doc, "vector"), &em->vector, &em->dim);
+    if (rc == KD_NOMEM) {
+        rc = op_error(c, KD_NOMEM, "out of memory");
+        goto out;
+    }
+    if (rc != KD_OK || em->dim != dim) {
+        rc = malformed(c, "an embedding's vector");
+        goto out;
+    }
+    if (kd_json_type(meta) != KD_JSON_NULL && !(em->metadata = copy_text(meta)))
+        rc = op_error(c, KD_NOMEM, "out of memory");
+out:
+    if (rc != KD_OK) kd_embedding_free(em);
+    else *out = em;
+    return rc;
+}
+
+int cli_op_embedding_get(cli *c, const char *ns, const char *key, const char *spec, int64_t ts,
+                         kd_embedding **out) {
+    cli_buf path = {0};
+    cli_http_res res = {0};
+    char t[32];
+    int rc;
+    *out = NULL;
+    if (!c->remote) return kd_embedding_get(c->db, ns, key, spec ? ts : KD_AT_NOW, out);
+    record_path(&path, ns, key, "/_embedding");
+    if (spec) {
+        if (ts != CLI_TS_SERVER) kd_format_time(ts, t); /* exact to the microsecond */
+        add_param(&path, "at", ts == CLI_TS_SERVER ? spec : t);
+    }
+    rc = call(c, "GET", &path, NULL, 0, NULL, &res);
+    if (rc == KD_OK) rc = read_embedding(c, &res, out);
+    cli_http_res_free(&res);
+    cli_buf_free(&path);
+    return rc;
+}
+
+int cli_op_embed_delete(cli *c, const char *ns, const char *key, kd_entry *e) {
+    cli_buf path = {0};
+    cli_http_res res = {0};
+    int rc;
+    memset(e, 0, sizeof *e);
+    if (!c->remote) return kd_embed_delete(c->db, ns, key, e);
+    record_path(&path, ns, key, "/_embedding");
+    rc = call(c, "DELETE", &path, NULL, 0, NULL, &res);
+    if (rc == KD_OK) rc = read_embed_version(c, root(&res), ns, key, e);
+    if (rc == KD_OK) e->deleted = 1;
+    else kd_entry_clear(e);
+    cli_http_res_free(&res);
+    cli_buf_free(&path);
+    return rc;
+}
+
+static const char *metric_name(kd_metric m) {
+    switch (m) {
+    case KD_METRIC_DOT: return "dot";
+    case KD_METRIC_L2: return "l2";
+    default: return "cosine";
+    }
+}
+
+/* The body of POST _search for o (every member the server takes; see docs/http.md). */
+static void search_body(const kd_search_opts *o, const cli_search_text *t, cli_buf *b) {
+    char ts[32];
+    cli_buf_puts(b, "{\"vector\":");
+    cli_json_vector(b, o->vector, o->dim);
+    cli_buf_printf(b, ",\"top_k\":%zu,\"metric\":\"%s\"", o->top_k ? o->top_k : 10,
+                   metric_name(o->metric));
+    if (o->has_threshold) cli_buf_printf(b, ",\"threshold\":%.17g", o->threshold);
+    if (o->model) {
+        cli_buf_puts(b, ",\"model\":");
+        cli_json_cstr(b, o->model);
+    }
+    if (t && t->filter) {
+        cli_buf_puts(b, ",\"filter\":");
+        cli_json_cstr(b, t->filter);
+    }
+    if (t && t->meta_filter) {
+        cli_buf_puts(b, ",\"meta_filter\":");
+        cli_json_cstr(b, t->meta_filter);
+    }
+    if (t && t->at_spec && o->at == CLI_TS_SERVER) {
+        cli_buf_puts(b, ",\"at\":");
+        cli_json_cstr(b, t->at_spec);
+    } else if (o->at != KD_AT_NOW && o->at != 0 && o->at != CLI_TS_SERVER) {
+        kd_format_time(o->at, ts);
+        cli_buf_printf(b, ",\"at\":\"%s\"", ts);
+    }
+    if (o->exact) cli_buf_puts(b, ",\"exact\":true");
+    if (o->ef_search) cli_buf_printf(b, ",\"ef_search\":%u", (unsigned)o->ef_search);
+    cli_buf_puts(b, "}");
+}
+
+/* A search answer into hits from kd_malloc. */
+static int read_hits(cli *c, kd_json_val doc, kd_search_hit **hits, size_t *n) {
+    kd_json_val list = kd_json_get(doc, "results"), elem;
+    size_t count = count_elements(list), pos = 0, i;
+    kd_search_hit *h = NULL;
+    int rc = KD_OK;
+    if (kd_json_type(list) != KD_JSON_ARRAY) return malformed(c, "a search result");
+    if (count > 0) {
+        if (!(h = kd_malloc(count * sizeof *h))) return op_error(c, KD_NOMEM, "out of memory");
+        memset(h, 0, count * sizeof *h);
+    }
+    for (i = 0; i < count && kd_json_next(list, &pos, NULL, &elem); i++) {
+        if (kd_json_string(kd_json_get(elem, "namespace"), &h[i].ns, NULL) != KD_OK ||
+            kd_json_string(kd_json_get(elem, "key"), &h[i].key, NULL) != KD_OK ||
+            kd_json_double(kd_json_get(elem, "score"), &h[i].score) != KD_OK ||
+            read_u64(kd_json_get(elem, "seq"), &h[i].seq) != KD_OK ||
+            read_time(kd_json_get(elem, "timestamp"), &h[i].timestamp) != KD_OK ||
+            read_id(kd_json_get(elem, "version_id"), h[i].version_id) != KD_OK) {
+            rc = malformed(c, "a search hit");
+            break;
+        }
+    }
+    if (rc != KD_OK) {
+        kd_search_free(h, count);
+        return rc;
+    }
+    *hits = h;
+    *n = count;
+    return KD_OK;
+}
+
+int cli_op_search(cli *c, const kd_search_opts *o, const cli_search_text *t, kd_search_hit **hits,
+                  size_t *n) {
+    cli_buf path = {0}, body = {0};
+    cli_http_res res = {0};
+    int rc;
+    *hits = NULL;
+    *n = 0;
+    if (!c->remote) return kd_search(c->db, o, hits, n);
+    if (o->ns) record_path(&path, o->ns, NULL, "/_search");
+    else cli_buf_puts(&path, "/api/v1/_search");
+    search_body(o, t, &body);
+    if (body.oom) rc = op_error(c, KD_NOMEM, "out of memory");
+    else rc = call(c, "POST", &path, body.p, body.len, NULL, &res);
+    if (rc == KD_OK) rc = read_hits(c, root(&res), hits, n);
+    cli_http_res_free(&res);
+    cli_buf_free(&path);
+    cli_buf_free(&body);
     return rc;
 }

@@ -128,6 +128,34 @@ int cli_op_view_query(cli *c, const char *name, const kd_query *extra, int zero_
 int cli_op_view_refresh(cli *c, const char *name, kd_view_info **info);
 int cli_op_view_delete(cli *c, const char *name);
 
+/* ---- embeddings and vector search -------------------------------------------------- */
+
+/* As kd_embed: *e describes the version written (e->ns is the system namespace
+** "_emb.<ns>", as the library sets it). Release *e with kd_entry_clear. */
+int cli_op_embed(cli *c, const char *ns, const char *key, const float *v, size_t dim,
+                 const char *model, const char *meta_json, kd_entry *e);
+/* As kd_embedding_get, now (spec NULL) or at ts from cli_op_parse_time (spec its text).
+** Release *out with kd_embedding_free. */
+int cli_op_embedding_get(cli *c, const char *ns, const char *key, const char *spec, int64_t ts,
+                         kd_embedding **out);
+/* As kd_embed_delete (the tombstone in *e; release with kd_entry_clear). */
+int cli_op_embed_delete(cli *c, const char *ns, const char *key, kd_entry *e);
+
+/* The filters and the time of a search in the forms the server takes: the filter
+** expressions as typed (o->filter and o->meta_filter are the same ones parsed, used
+** locally), and at_spec when o->at is a version-id time only the server can resolve
+** (CLI_TS_SERVER from cli_op_parse_time). Any may be NULL. */
+typedef struct cli_search_text {
+    const char *filter;
+    const char *meta_filter;
+    const char *at_spec;
+} cli_search_text;
+
+/* As kd_search. Release *hits with kd_search_free(*hits, *n). */
+int cli_op_search(cli *c, const kd_search_opts *o, const cli_search_text *t, kd_search_hit **hits,
+                  size_t *n);
+
+
 /* ---- HTTP (cli_http.c) ---------------------------------------------------------------- */
 
 /* An answer from the server. doc is the body made canonical (NULL when the body is not

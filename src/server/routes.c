@@ -1,7 +1,8 @@
 /*
 ** routes.c — the routes of the HTTP API (docs/http.md): the routing table, and the handlers
 ** for records (get, put, delete, as-of, history, diff), batches, namespaces, keys, queries,
-** views, status, check and health. The change feed is changes.c's; /metrics is metrics.c's.
+** views, status, check and health. The change feed is changes.c's; /metrics is metrics.c's;
+** embeddings and vector search are routes_vector.c's.
 **
 ** May call: the public API (korudelta.h), libmicrohttpd (responses and request headers),
 ** server.c's helpers (server_int.h), the C library.
@@ -93,8 +94,8 @@ static int add_entry(srv_buf *b, const kd_entry *e, int flags) {
 
 /* The canonical form of a JSON request body that must be an object. On failure returns the
 ** error response. *out is released with kd_free. */
-static struct MHD_Response *body_object(const srv_req *r, const char *shape, char **out,
-                                        size_t *len, kd_json_val *doc, unsigned *status) {
+struct MHD_Response *srv_body_object(const srv_req *r, const char *shape, char **out,
+                                     size_t *len, kd_json_val *doc, unsigned *status) {
     int rc;
     *out = NULL;
     if (!r->body_len)
@@ -112,8 +113,8 @@ static struct MHD_Response *body_object(const srv_req *r, const char *shape, cha
 
 /* An optional string member of a request object: NULL when absent or null; 400 when it is
 ** something else. *out is released with kd_free. */
-static struct MHD_Response *member_string(kd_json_val obj, const char *name, const char *where,
-                                          char **out, unsigned *status) {
+struct MHD_Response *srv_member_string(kd_json_val obj, const char *name, const char *where,
+                                       char **out, unsigned *status) {
     kd_json_val v = kd_json_get(obj, name);
     int t = kd_json_type(v);
     int rc;
@@ -169,7 +170,7 @@ static int etag_listed(const char *list, const char *etag) {
     return 0;
 }
 
-static struct MHD_Response *with_etag(struct MHD_Response *resp, const char *etag) {
+struct MHD_Response *srv_with_etag(struct MHD_Response *resp, const char *etag) {
     if (resp && MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag) != MHD_YES) {
         MHD_destroy_response(resp);
         return NULL;
@@ -190,7 +191,7 @@ static struct MHD_Response *entry_response(const kd_entry *e, int flags, const c
         etag = own;
     }
     *status = MHD_HTTP_OK;
-    return with_etag(srv_json_response_kd(j, jl), etag);
+    return srv_with_etag(srv_json_response_kd(j, jl), etag);
 }
 
 /* ---- health ------------------------------------------------------------------------------- */
@@ -250,7 +251,7 @@ static struct MHD_Response *get_record(srv *s, srv_req *r, const char *at, unsig
     if (inm && etag_listed(inm, etag)) {
         kd_entry_clear(&e);
         *status = MHD_HTTP_NOT_MODIFIED;
-        return with_etag(MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT), etag);
+        return srv_with_etag(MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT), etag);
     }
     resp = entry_response(&e, KD_WIRE_VALUE, etag, status);
     kd_entry_clear(&e);
@@ -380,7 +381,7 @@ static struct MHD_Response *h_put_record(srv *s, srv_req *r, unsigned *status) {
         has_cond = 1;
     }
 
-    if ((resp = body_object(r, "{\"value\": <JSON>}", &canon, &clen, &doc, status))) return resp;
+    if ((resp = srv_body_object(r, "{\"value\": <JSON>}", &canon, &clen, &doc, status))) return resp;
     val = kd_json_get(doc, "value");
     if (!val.p) {
         kd_free(canon);
@@ -515,9 +516,9 @@ static struct MHD_Response *batch_op(kd_batch *b, kd_json_val op, size_t i, unsi
         resp = srv_fail(status, MHD_HTTP_BAD_REQUEST, "invalid", "op %zu: not an object", i);
         goto out;
     }
-    if ((resp = member_string(op, "op", where, &kind, status))) goto out;
-    if ((resp = member_string(op, "namespace", where, &ns, status))) goto out;
-    if ((resp = member_string(op, "key", where, &key, status))) goto out;
+    if ((resp = srv_member_string(op, "op", where, &kind, status))) goto out;
+    if ((resp = srv_member_string(op, "namespace", where, &ns, status))) goto out;
+    if ((resp = srv_member_string(op, "key", where, &key, status))) goto out;
     if (!kind || (!streq(kind, "put") && !streq(kind, "delete"))) {
         resp = srv_fail(status, MHD_HTTP_BAD_REQUEST, "invalid",
                         "op %zu: \"op\" must be \"put\" or \"delete\"", i);
@@ -586,7 +587,7 @@ static struct MHD_Response *h_batch(srv *s, srv_req *r, unsigned *status) {
     kd_batch *b = NULL;
     uint64_t first = 0, last = 0;
     int rc;
-    if ((resp = body_object(r, shape, &canon, &clen, &doc, status))) return resp;
+    if ((resp = srv_body_object(r, shape, &canon, &clen, &doc, status))) return resp;
     ops = kd_json_get(doc, "ops");
     if (kd_json_type(ops) != KD_JSON_ARRAY) {
         resp = srv_fail(status, MHD_HTTP_BAD_REQUEST, "invalid", "the body must be %s: \"ops\" %s",
@@ -757,10 +758,10 @@ static struct MHD_Response *h_views_create(srv *s, srv_req *r, unsigned *status)
     kd_json_val doc, qv, av;
     kd_query *q = NULL;
     int auto_refresh = 0, rc, t;
-    if ((resp = body_object(r, shape, &canon, &clen, &doc, status))) return resp;
-    if ((resp = member_string(doc, "name", "", &name, status))) goto out;
-    if ((resp = member_string(doc, "source", "", &source, status))) goto out;
-    if ((resp = member_string(doc, "description", "", &desc, status))) goto out;
+    if ((resp = srv_body_object(r, shape, &canon, &clen, &doc, status))) return resp;
+    if ((resp = srv_member_string(doc, "name", "", &name, status))) goto out;
+    if ((resp = srv_member_string(doc, "source", "", &source, status))) goto out;
+    if ((resp = srv_member_string(doc, "description", "", &desc, status))) goto out;
     if (!name || !source) {
         resp = srv_fail(status, MHD_HTTP_BAD_REQUEST, "invalid", "the body must be %s: \"%s\" is missing",
                         shape, name ? "source" : "name");
@@ -916,6 +917,12 @@ static const route_def routes[SRV_NROUTES] = {
     [SRV_R_STATUS] = {"/api/v1/_status", "GET", {[SRV_GET] = h_status}},
     [SRV_R_CHECK] = {"/api/v1/_check", "GET", {[SRV_GET] = h_check}},
     [SRV_R_CHANGES] = {"/api/v1/_changes", "GET", {[SRV_GET] = h_changes}},
+    /* vector search: routes_vector.c */
+    [SRV_R_EMBEDDING] = {"/api/v1/{ns}/{key}/_embedding", "GET, PUT, DELETE",
+                         {[SRV_GET] = srv_h_embedding_get, [SRV_PUT] = srv_h_embedding_put,
+                          [SRV_DELETE] = srv_h_embedding_delete}},
+    [SRV_R_SEARCH] = {"/api/v1/_search", "POST", {[SRV_POST] = srv_h_search}},
+    [SRV_R_NS_SEARCH] = {"/api/v1/{ns}/_search", "POST", {[SRV_POST] = srv_h_search}},
 };
 
 const char *srv_route_pattern(int route) {
@@ -952,6 +959,7 @@ static int match_route(const srv_req *r) {
         if (streq(g[0], "_status")) return SRV_R_STATUS;
         if (streq(g[0], "_check")) return SRV_R_CHECK;
         if (streq(g[0], "_changes")) return SRV_R_CHANGES;
+        if (streq(g[0], "_search")) return SRV_R_SEARCH;
         return SRV_R_UNMATCHED;
     }
     if (n == 1) return SRV_R_UNMATCHED; /* /api/v1/{ns} alone is no route */
@@ -959,11 +967,13 @@ static int match_route(const srv_req *r) {
         if (!is_system(g[1])) return SRV_R_RECORD;
         if (streq(g[1], "_keys")) return SRV_R_KEYS;
         if (streq(g[1], "_query")) return SRV_R_QUERY;
+        if (streq(g[1], "_search")) return SRV_R_NS_SEARCH;
         return SRV_R_UNMATCHED;
     }
     if (is_system(g[1])) return SRV_R_UNMATCHED;
     if (n == 3 && streq(g[2], "_history")) return SRV_R_HISTORY;
     if (n == 3 && streq(g[2], "_diff")) return SRV_R_DIFF;
+    if (n == 3 && streq(g[2], "_embedding")) return SRV_R_EMBEDDING;
     if (n == 4 && streq(g[2], "_at")) return SRV_R_RECORD_AT;
     return SRV_R_UNMATCHED;
 }

@@ -1,7 +1,7 @@
 /*
 ** server_int.h — what the files of the HTTP server share: the server's state, the request
 ** as the routes see it, the error and JSON response helpers, a small output buffer, the
-** change feed's entry points and the metrics hooks.
+** change feed's entry points, the metrics hooks and the vector-search handlers.
 **
 ** May call: as server.h.
 **
@@ -57,7 +57,7 @@ enum {
     SRV_R_UNMATCHED = 0, SRV_R_HEALTHZ, SRV_R_METRICS, SRV_R_RECORD, SRV_R_RECORD_AT,
     SRV_R_HISTORY, SRV_R_DIFF, SRV_R_BATCH, SRV_R_NAMESPACES, SRV_R_KEYS, SRV_R_QUERY,
     SRV_R_VIEWS, SRV_R_VIEW, SRV_R_VIEW_REFRESH, SRV_R_VIEW_QUERY, SRV_R_STATUS, SRV_R_CHECK,
-    SRV_R_CHANGES, SRV_NROUTES
+    SRV_R_CHANGES, SRV_R_EMBEDDING, SRV_R_SEARCH, SRV_R_NS_SEARCH, SRV_NROUTES
 };
 
 #define SRV_MAX_SEGS 8    /* path segments looked at; a longer path matches no route */
@@ -95,6 +95,26 @@ const char *srv_conn_arg(struct MHD_Connection *conn, const char *name);
 srv_handler srv_route(srv_req *r, unsigned *status, const char **allow, int *body);
 /* The route's pattern, e.g. "/api/v1/{ns}/{key}" (a metrics label). */
 const char *srv_route_pattern(int route);
+
+/* Helpers of routes.c that the other route files share. */
+/* The canonical form of a JSON request body that must be an object (shape describes it in
+** the error); *doc reads it. On failure returns the error response. *out: kd_free. */
+struct MHD_Response *srv_body_object(const srv_req *r, const char *shape, char **out,
+                                     size_t *len, kd_json_val *doc, unsigned *status);
+/* An optional string member of a request object: *out NULL when absent or null; 400 when
+** it is something else (where prefixes the message). *out: kd_free. */
+struct MHD_Response *srv_member_string(kd_json_val obj, const char *name, const char *where,
+                                       char **out, unsigned *status);
+/* Adds the ETag header to resp; NULL (resp destroyed) when that fails. */
+struct MHD_Response *srv_with_etag(struct MHD_Response *resp, const char *etag);
+
+/* ---- vector search (routes_vector.c) ------------------------------------------------ */
+/* GET, PUT, DELETE /api/v1/{ns}/{key}/_embedding; POST /api/v1/_search and
+** /api/v1/{ns}/_search (docs/http.md, "Vector search"). */
+struct MHD_Response *srv_h_embedding_get(srv *s, srv_req *r, unsigned *status);
+struct MHD_Response *srv_h_embedding_put(srv *s, srv_req *r, unsigned *status);
+struct MHD_Response *srv_h_embedding_delete(srv *s, srv_req *r, unsigned *status);
+struct MHD_Response *srv_h_search(srv *s, srv_req *r, unsigned *status);
 
 /* ---- responses (server.c) ------------------------------------------------------------ */
 /* A JSON response with the given body (copied). */

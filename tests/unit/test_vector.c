@@ -7,6 +7,7 @@
 #include <float.h>
 #include <stdarg.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <unistd.h>
 
@@ -784,6 +785,77 @@ TEST(hnsw_options_and_filters) {
     kd_close(db);
 }
 
+/* Writers, searchers, checkpoints (which save the index) and kd_stats_get at once: no
+** error, no deadlock, and afterwards the index path agrees with exact search. Run under
+** ThreadSanitizer by `make tsan`. */
+typedef struct conc {
+    kd_db *db;
+    int id;
+    int rounds;
+    int errors;
+} conc;
+
+static void *conc_writer(void *p) {
+    conc *c = p;
+    float v[HD];
+    uint64_t r = 0x77 + (uint64_t)c->id;
+    for (int i = 0; i < c->rounds; i++) {
+        for (int j = 0; j < HD; j++) {
+            r = r * 6364136223846793005ull + 1442695040888963407ull;
+            v[j] = (float)((double)(r >> 40) / (double)(1ull << 24)) - 0.5f;
+        }
+        char key[32];
+        snprintf(key, sizeof key, "w%d-%d", c->id, i % 200);
+        if (i % 5 == 4) {
+            int rc = kd_embed_delete(c->db, "h", key, NULL);
+            if (rc != KD_OK && rc != KD_NOTFOUND) c->errors++;
+        } else if (embed(c->db, "h", key, v, HD, NULL, NULL, NULL) != KD_OK) {
+            c->errors++;
+        }
+    }
+    return NULL;
+}
+
+static void *conc_searcher(void *p) {
+    conc *c = p;
+    float q[HD];
+    for (int i = 0; i < c->rounds; i++) {
+        for (int j = 0; j < HD; j++) q[j] = hcent[(i + c->id) % HC][j];
+        kd_search_opts o;
+        kd_search_opts_init(&o);
+        o.vector = q;
+        o.dim = HD;
+        kd_search_hit *h = NULL;
+        size_t n = 0;
+        if (kd_search(c->db, &o, &h, &n) != KD_OK || n != 10) c->errors++;
+        kd_search_free(h, n);
+        if (c->id == 0 && i % 10 == 0) {
+            kd_stats st;
+            if (kd_stats_get(c->db, &st) != KD_OK) c->errors++;
+            if (kd_checkpoint(c->db) != KD_OK) c->errors++;
+        }
+    }
+    return NULL;
+}
+
+TEST(concurrent_search_and_writes) {
+    fresh();
+    kd_db *db = open_db();
+    fill_clustered(db);
+    int rounds = HN >= 10000 ? 300 : 60;
+    conc c[4] = {{db, 0, rounds, 0}, {db, 1, rounds, 0}, {db, 0, rounds / 3, 0}, {db, 1, rounds / 3, 0}};
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, i < 2 ? conc_writer : conc_searcher, &c[i]);
+    for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
+    for (int i = 0; i < 4; i++) CHECK_EQ_INT(c[i].errors, 0);
+    CHECK(recall_vs_exact(db, 0, NULL) >= 0.95);
+    kd_close(db);
+    db = open_db(); /* the index saved at close loads and still agrees */
+    CHECK(recall_vs_exact(db, 0, NULL) >= 0.95);
+    CHECK_EQ_INT(stats(db).vector_index_loads, 1);
+    kd_close(db);
+}
+
 int main(void) {
     const char *vn = getenv("KD_VEC_N");
     if (vn && atoi(vn) >= 2500) HN = atoi(vn);
@@ -798,6 +870,7 @@ int main(void) {
     RUN(hnsw_saved_index);
     RUN(hnsw_compaction);
     RUN(hnsw_options_and_filters);
+    RUN(concurrent_search_and_writes);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) return 1;
