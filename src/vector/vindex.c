@@ -41,6 +41,7 @@
 */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "crypto/crc32c.h"
 #include "json/json.h"
@@ -191,6 +192,12 @@ static int vidx_apply(void *ctx, const char *sysns, const kd__doc *d) {
     s->seq = d->seq;
     s->ts = d->ts;
     return KD_OK;
+}
+
+static double mono_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
 static const int hnsw_metric[] = {[KD_METRIC_COSINE] = KD__HNSW_COSINE, [KD_METRIC_DOT] = KD__HNSW_DOT,
@@ -596,8 +603,9 @@ int kd__vidx_acquire(kd_db *db, const char *model, size_t dim, int metric, uint6
     for (x = st->list; x; x = x->next)
         if (x->metric == metric && x->model_json.len == mj.len && memcmp(x->model_json.p, mj.p, mj.len) == 0) break;
     if (x) kd__buf_free(&mj);
+    int created = !x, loaded = 0;
+    double t0 = created ? mono_s() : 0;
     if (!x) {
-        int loaded = 0;
         if (!(x = kd__calloc(1, sizeof *x)) || !(x->buf = kd__malloc(dim * sizeof(float)))) {
             kd__free(x);
             kd__buf_free(&mj);
@@ -628,6 +636,10 @@ int kd__vidx_acquire(kd_db *db, const char *model, size_t dim, int metric, uint6
     }
     uint32_t live = 0, dead = 0;
     kd__hnsw_count(x->h, &live, &dead);
+    if (created)
+        kd__log(KD_LOG_INFO, "vector index %s/%.*s: %s, %u vectors, in %.3f s", metric_name[metric],
+                (int)KD_MIN(x->model_json.len, 200), x->model_json.p,
+                loaded ? "loaded from its file and caught up" : "built from the log", live, mono_s() - t0);
     if (dead >= COMPACT_MIN && dead > live) {
         if ((rc = vidx_compact(db, x)) != KD_OK) {
             vidx_unlink(st, x);

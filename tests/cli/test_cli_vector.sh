@@ -492,4 +492,53 @@ expect_eq "$(way '--json embed nobody/home --delete' rc)" 3
 OUT=$(way '--json embedding t/x' out)
 expect_eq "$(field metadata),$(field vector)" 'from stdin,[0.25, 0.5, 0.75]'
 
+# ---- the HNSW index, across processes ------------------------------------------------------
+# 2,500 embeddings (enough for searches to go through the index) stored through a server
+# with --sync off, one search there so the server builds the index, then SIGTERM: the
+# index is saved at close. A local `kdelta search` must load it (not rebuild it) and agree
+# with --exact; a write made locally afterwards is caught up, never stale.
+t_case "the index is saved by the server and loaded by the CLI"
+H="$T_DIR/hnsw"
+rm -f "$H/serve.addr"
+"$KDELTA" --db "$H" --sync off serve --port 0 2>>"$T_DIR/serve.log" &
+SERVER_PID=$!
+for _ in $(seq 1 100); do [ -s "$H/serve.addr" ] && break; sleep 0.1; done
+HURL=$(cat "$H/serve.addr" 2>/dev/null)
+python3 - "$HURL" <<'PY' && ok || bad "could not fill the server"
+import http.client, json, random, sys, urllib.parse
+u = urllib.parse.urlsplit(sys.argv[1])
+c = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+rnd = random.Random(7)
+cent = [[rnd.uniform(-1, 1) for _ in range(8)] for _ in range(25)]
+for i in range(2500):
+    ctr = cent[i % 25]
+    v = [x + rnd.uniform(-0.1, 0.1) for x in ctr]
+    c.request("PUT", "/api/v1/big/k%d/_embedding" % i, json.dumps({"vector": v}),
+              {"Content-Type": "application/json"})
+    r = c.getresponse(); r.read()
+    assert r.status == 200, r.status
+c.request("POST", "/api/v1/big/_search", json.dumps({"vector": cent[3]}), {"Content-Type": "application/json"})
+r = c.getresponse(); d = json.loads(r.read())
+assert r.status == 200 and len(d["results"]) == 10, d
+PY
+stop_server
+expect_eq "$SERVER_RC" 0
+expect_eq "$(ls "$H"/vec-cosine-*.idx 2>/dev/null | wc -l | tr -d ' ')" 1
+Q='[0.5,0.1,-0.3,0.2,0.9,-0.7,0.4,0.0]'
+OUT=$(KORU_LOG=info "$KDELTA" --db "$H" search big --vector "$Q" 2>"$T_DIR/hnsw.err")
+expect_eq "$(grep -c 'loaded from its file and caught up, 2500 vectors' "$T_DIR/hnsw.err")" 1
+expect_eq "$(grep -c 'built from the log' "$T_DIR/hnsw.err")" 0
+EXACT=$("$KDELTA" --db "$H" search big --vector "$Q" --exact)
+expect_eq "$(printf '%s\n' "$OUT" | awk '{print $2}' | sort)" "$(printf '%s\n' "$EXACT" | awk '{print $2}' | sort)"
+expect_eq "$(printf '%s\n' "$OUT" | wc -l | tr -d ' ')" 10
+# A new nearest neighbour written locally is found (the loaded index is caught up), and
+# deleting it takes it out again.
+K --db "$H" embed big/new --vector "$Q"
+OUT=$(KORU_LOG=info "$KDELTA" --db "$H" search big --vector "$Q" -k 1 2>"$T_DIR/hnsw.err")
+expect_eq "$(printf '%s' "$OUT" | awk '{print $1, $2}')" "1.000000 big/new"
+expect_eq "$(grep -c 'loaded from its file' "$T_DIR/hnsw.err")" 1
+K --db "$H" embed big/new --delete
+OUT=$("$KDELTA" --db "$H" search big --vector "$Q" -k 1)
+expect_eq "$(printf '%s' "$OUT" | awk '{print $2}')" "$(printf '%s\n' "$EXACT" | awk 'NR==1 {print $2}')"
+
 t_end
