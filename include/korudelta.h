@@ -559,8 +559,8 @@ typedef struct kd_search_opts {
                                   this query's filter; a key without a value never matches.
                                   Other parts of the query are ignored. NULL = no condition */
     const kd_query *meta_filter; /* only embeddings whose metadata (null when none) matches */
-    int64_t at;                /* search the embeddings as of this time; KD_AT_NOW (or 0)
-                                  = now */
+    int64_t at;                /* search the embeddings as of this time; KD_AT_NOW = now
+                                  (kd_search_opts_init sets it; 0 is the epoch) */
     int exact;                 /* force exact search; otherwise the search picks exact or
                                   the HNSW index (docs/vector.md, "Exact or HNSW") */
     uint32_t ef_search;        /* HNSW candidate list size (recall against speed);

@@ -1184,7 +1184,7 @@ static void search_body(const kd_search_opts *o, const cli_search_text *t, cli_b
     if (t && t->at_spec && o->at == CLI_TS_SERVER) {
         cli_buf_puts(b, ",\"at\":");
         cli_json_cstr(b, t->at_spec);
-    } else if (o->at != KD_AT_NOW && o->at != 0 && o->at != CLI_TS_SERVER) {
+    } else if (o->at != KD_AT_NOW && o->at != CLI_TS_SERVER) {
         kd_format_time(o->at, ts);
         cli_buf_printf(b, ",\"at\":\"%s\"", ts);
     }

@@ -347,7 +347,7 @@ int kd_close(kd_db *db) {
     /* The vector indexes are saved before the log's last sync: a saved index that names
     ** versions the log lost is recognised and ignored when loaded (vindex.c). */
     if (db->vec_save && !db->read_only && db->wal.dir && !db->wal.failed)
-        (void)db->vec_save(db, db->vec); /* failing only costs a rebuild; logged there */
+        (void)db->vec_save(db, db->vec, 1); /* failing only costs a rebuild; logged there */
     pthread_mutex_lock(&db->ext_mu);
     if (db->vec_free) db->vec_free(db->vec);
     db->vec = NULL;

@@ -64,7 +64,8 @@ struct kd_db {
     void (*subs_free)(void *subs);
     void *vec;                /* vector search's HNSW indexes (src/vector/vindex.c) */
     void (*vec_free)(void *vec);
-    int (*vec_save)(kd_db *db, void *vec);         /* after each checkpoint, and at close */
+    int (*vec_save)(kd_db *db, void *vec, int wait); /* after each checkpoint (wait 0: skip
+                                                        when busy), and at close (wait 1) */
     void (*vec_stats)(void *vec, kd_stats *st);
     /* Called after every successful commit, once its versions are visible (outside every
     ** db lock), by the committing thread: one slot per layer that listens. */
@@ -112,6 +113,10 @@ typedef struct kd__doc {
 ** index lock is held only while collecting. */
 int kd__db_scan(kd_db *db, const char *ns, int at, int64_t t, uint64_t max_seq, kd__doc **out,
                 size_t *n, uint64_t *upto);
+
+/* The version seq (any namespace) as a document: its key, value (NULL for a tombstone),
+** id, timestamp. The pointers stay valid until kd_close. KD_NOTFOUND past the index. */
+int kd__db_doc_at(kd_db *db, uint64_t seq, kd__doc *d);
 
 /* Calls cb for every version with from <= seq <= to (to <= the visible seq), in seq order,
 ** under the index read lock: ns is the namespace name, d->val NULL for a tombstone. A

@@ -46,6 +46,19 @@ static int fill_doc(kd_db *db, const kd_key *k, uint64_t seq, kd__doc *d) {
     return KD_OK;
 }
 
+int kd__db_doc_at(kd_db *db, uint64_t seq, kd__doc *d) {
+    int rc;
+    pthread_rwlock_rdlock(&db->ix_lock);
+    if (seq == 0 || seq > db->ix.nvers) {
+        rc = kd__err(KD_NOTFOUND, "no version %llu", (unsigned long long)seq);
+    } else {
+        const kd_ver *v = kd__ver(&db->ix, seq);
+        rc = fill_doc(db, kd__key(&db->ix, v->key), seq, d);
+    }
+    pthread_rwlock_unlock(&db->ix_lock);
+    return rc;
+}
+
 int kd__db_scan(kd_db *db, const char *ns, int at, int64_t t, uint64_t max_seq, kd__doc **out,
                 size_t *n, uint64_t *upto) {
     int rc = KD_OK;

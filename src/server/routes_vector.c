@@ -98,11 +98,11 @@ static int name_is(const char *k, size_t n, const char *name) {
     size_t len = strlen(name);
     if (!memchr(k, '\\', n)) return n == len + 2 && memcmp(k + 1, name, len) == 0;
     char *canon = NULL, *dec = NULL;
-    size_t cl;
+    size_t cl, dl = 0;
     int same = 0;
     if (kd_json_canonical(k, n, &canon, &cl) == KD_OK &&
-        kd_json_string(kd_json_doc(canon, cl), &dec, NULL) == KD_OK)
-        same = strcmp(dec, name) == 0;
+        kd_json_string(kd_json_doc(canon, cl), &dec, &dl) == KD_OK)
+        same = dl == len && memcmp(dec, name, len) == 0; /* lengths too: "a\u0000b" is not "a" */
     kd_free(canon);
     kd_free(dec);
     return same;
@@ -187,9 +187,11 @@ static struct MHD_Response *only_members(kd_json_val obj, const char *const *all
     size_t pos = 0;
     while (kd_json_next(obj, &pos, &name, NULL)) {
         char *s = NULL;
+        size_t sl = 0;
         int known = 0;
-        if (kd_json_string(name, &s, NULL) != KD_OK) return srv_fail_kd(status, KD_NOMEM, NULL);
-        for (size_t i = 0; allowed[i] && !known; i++) known = strcmp(s, allowed[i]) == 0;
+        if (kd_json_string(name, &s, &sl) != KD_OK) return srv_fail_kd(status, KD_NOMEM, NULL);
+        for (size_t i = 0; allowed[i] && !known; i++) /* by length: a name may hold U+0000 */
+            known = sl == strlen(allowed[i]) && memcmp(s, allowed[i], sl) == 0;
         if (!known) {
             struct MHD_Response *resp =
                 srv_fail(status, MHD_HTTP_BAD_REQUEST, "invalid",

@@ -131,13 +131,13 @@ int kd__checkpoint_write(kd_db *db) {
     atomic_store(&db->ckpt_log_bytes, log_bytes);
     kd__buf_free(&b);
     {   /* the vector indexes follow the checkpoint (a failure only costs a rebuild) */
-        int (*save)(kd_db *, void *);
+        int (*save)(kd_db *, void *, int);
         void *vec;
         pthread_mutex_lock(&db->ext_mu);
         save = db->vec_save;
         vec = db->vec;
         pthread_mutex_unlock(&db->ext_mu);
-        if (save) (void)save(db, vec);
+        if (save) (void)save(db, vec, 0);
     }
 #ifdef __GLIBC__
     malloc_trim(0); /* hand the snapshot's memory and older garbage back to the OS */

@@ -724,6 +724,26 @@ int kd__hnsw_reserve(kd__hnsw *h, uint32_t nodes) {
     return rc;
 }
 
+int kd__hnsw_shrink(kd__hnsw *h) {
+    pthread_rwlock_wrlock(&h->lock);
+    uint32_t n = h->n ? h->n : 1;
+    if (h->cap > n) { /* an array whose shrink fails keeps its larger block: cap = n is a lower bound for all */
+        float *v = kd__realloc(h->vecs, (size_t)n * h->dim * sizeof *v);
+        if (v) h->vecs = v;
+        uint32_t *l0 = kd__realloc(h->l0, (size_t)n * (1 + h->M0) * sizeof *l0);
+        if (l0) h->l0 = l0;
+        uint8_t *lv = kd__realloc(h->level, n);
+        if (lv) h->level = lv;
+        uint32_t **up = kd__realloc(h->upper, (size_t)n * sizeof *up);
+        if (up) h->upper = up;
+        uint32_t *ni = kd__realloc(h->node_id, (size_t)n * sizeof *ni);
+        if (ni) h->node_id = ni;
+        h->cap = n;
+    }
+    pthread_rwlock_unlock(&h->lock);
+    return KD_OK;
+}
+
 int kd__hnsw_remove(kd__hnsw *h, uint32_t id) {
     int rc = KD_OK;
     pthread_rwlock_wrlock(&h->lock);

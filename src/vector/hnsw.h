@@ -69,6 +69,9 @@ int kd__hnsw_add(kd__hnsw *h, uint32_t id, const float *v);
 ** not grow by 1.5x steps and leave slack. Errors: KD_INVALID, KD_NOMEM. */
 int kd__hnsw_reserve(kd__hnsw *h, uint32_t nodes);
 
+/* Gives back the room reserved beyond the nodes present (after a bulk build). */
+int kd__hnsw_shrink(kd__hnsw *h);
+
 /* Marks id deleted: it is never returned again. KD_NOTFOUND if id is not present. */
 int kd__hnsw_remove(kd__hnsw *h, uint32_t id);
 

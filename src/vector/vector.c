@@ -148,6 +148,26 @@ int kd__emb_floats(const char *s, size_t len, float *v, size_t dim) {
 
 /* ---- the stored record -------------------------------------------------------------- */
 
+int kd__emb_vector_text(const char *val, size_t len, const char **b64, size_t *b64len) {
+    static const char tag[] = "\"vector\":\"";
+    const size_t tl = sizeof tag - 1;
+    if (len > tl + 2 && val[len - 1] == '}' && val[len - 2] == '"') {
+        const char *q = memrchr(val, '"', len - 2); /* base64 holds no quote */
+        if (q && (size_t)(q - val) >= tl - 1 && memcmp(q + 1 - tl, tag, tl) == 0) {
+            *b64 = q + 1;
+            *b64len = (size_t)(val + len - 2 - (q + 1));
+            return KD_OK;
+        }
+    }
+    emb_rec r;
+    int rc = kd__emb_rec_read(val, len, &r);
+    if (rc == KD_OK) {
+        *b64 = r.b64;
+        *b64len = r.b64len;
+    }
+    return rc;
+}
+
 int kd__emb_rec_read(const char *val, size_t len, emb_rec *r) {
     kd_json_val doc = kd_json_doc(val, len);
     kd_json_val d = kd_json_get(doc, "dim"), v = kd_json_get(doc, "vector");
@@ -533,6 +553,7 @@ out:
 #define META_SAMPLE 256          /* ids sampled to estimate a metadata filter's selectivity */
 
 typedef struct hctx {
+    kd_db *db;
     vidx *x;
     int nsi;              /* -1 = every namespace */
     const kd_search_opts *o;
@@ -542,13 +563,17 @@ typedef struct hctx {
 static int accept_id(void *ctx, uint32_t id) {
     hctx *c = ctx;
     const vslot *s = &c->x->slot[id];
-    if (!s->live || (c->nsi >= 0 && s->ns != (uint32_t)c->nsi)) return 0;
+    if (!s->seq || (c->nsi >= 0 && s->ns != (uint32_t)c->nsi)) return 0;
     if (c->o->meta_filter && c->o->meta_filter->filter) {
+        kd__doc d;
         emb_rec r;
-        if (kd__emb_rec_read(s->val, s->vlen, &r) != KD_OK) return 0;
+        if (kd__db_doc_at(c->db, s->seq, &d) != KD_OK || !d.val || kd__emb_rec_read(d.val, d.vlen, &r) != KD_OK) {
+            c->err = KD_CORRUPT;
+            return 0;
+        }
         kd_qv m = kd__qv_doc(r.meta.p, r.meta.len);
         int ok = kd__filter_eval(c->o->meta_filter->filter, &m);
-        if (ok < 0) c->err = 1;
+        if (ok < 0) c->err = KD_NOMEM;
         return ok > 0;
     }
     return 1;
@@ -560,7 +585,7 @@ static double meta_share(hctx *c) {
     uint32_t step = x->nslot / META_SAMPLE + 1, seen = 0, pass = 0;
     for (uint32_t id = 0; id < x->nslot; id += step) {
         const vslot *v = &x->slot[id];
-        if (!v->live || (c->nsi >= 0 && v->ns != (uint32_t)c->nsi)) continue;
+        if (!v->seq || (c->nsi >= 0 && v->ns != (uint32_t)c->nsi)) continue;
         seen++;
         pass += accept_id(c, id) != 0;
     }
@@ -580,7 +605,7 @@ static int search_hnsw(search *s, const char *model, size_t mdim, int *used) {
     int rc;
     *used = 0;
     if ((rc = kd__vidx_acquire(db, model, mdim, o->metric, s->upto, &x)) != KD_OK) return rc;
-    hctx c = {x, -1, o, 0};
+    hctx c = {db, x, -1, o, 0};
     uint64_t total = 0, scope = 0;
     for (uint32_t i = 0; i < x->nns; i++) {
         total += x->ns_live[i];
@@ -598,23 +623,29 @@ static int search_hnsw(search *s, const char *model, size_t mdim, int *used) {
     uint32_t ef = KD_MAX(o->ef_search ? o->ef_search : 64, k);
     double share = (double)scope / (double)total;
     if (o->meta_filter && o->meta_filter->filter) share *= meta_share(&c);
-    if (c.err) { rc = kd__err(KD_NOMEM, "out of memory"); goto out; }
+    if (c.err) { rc = c.err == KD_NOMEM ? kd__err(KD_NOMEM, "out of memory") : kd__err(KD_CORRUPT, "malformed embedding record"); goto out; }
     if (share <= 0 || (double)HNSW_VISITS_PER_EF * ef / share > (double)EXACT_COST * (double)scope) goto out;
     if (!(ids = kd__malloc((k ? k : 1) * sizeof *ids))) { rc = kd__err(KD_NOMEM, "out of memory"); goto out; }
     /* Live slots are exactly the graph's live ids: only a namespace (among several) or a
     ** metadata filter needs the callback. */
     int need = (c.nsi >= 0 && x->nns > 1) || (o->meta_filter && o->meta_filter->filter);
     if ((rc = kd__hnsw_search(x->h, o->vector, k, ef, need ? accept_id : NULL, &c, ids, NULL, &n)) != KD_OK) goto out;
-    if (c.err) { rc = kd__err(KD_NOMEM, "out of memory"); goto out; }
+    if (c.err) { rc = c.err == KD_NOMEM ? kd__err(KD_NOMEM, "out of memory") : kd__err(KD_CORRUPT, "malformed embedding record"); goto out; }
     *used = 1;
     for (uint32_t i = 0; i < n; i++) {
         const vslot *v = &x->slot[ids[i]];
-        emb_rec r;
-        if ((rc = kd__emb_rec_read(v->val, v->vlen, &r)) != KD_OK) goto out;
-        if (!kd__emb_floats(r.b64, r.b64len, s->vec, r.dim)) { rc = kd__err(KD_CORRUPT, "malformed embedding"); goto out; }
+        kd__doc d;
+        const char *b64;
+        size_t blen;
+        if ((rc = kd__db_doc_at(db, v->seq, &d)) != KD_OK) goto out;
+        if (!d.val || kd__emb_vector_text(d.val, d.vlen, &b64, &blen) != KD_OK ||
+            !kd__emb_floats(b64, blen, s->vec, x->dim)) {
+            rc = kd__err(KD_CORRUPT, "malformed embedding record at seq %llu", (unsigned long long)v->seq);
+            goto out;
+        }
         double score;
         if (!score_passes(s, &score)) continue;
-        cand cd = {o->metric == KD_METRIC_L2 ? -score : score, x->ns[v->ns], v->key, v->klen, v->vid, v->seq, v->ts};
+        cand cd = {o->metric == KD_METRIC_L2 ? -score : score, x->ns[v->ns], v->key, v->klen, d.id, d.seq, d.ts};
         heap_offer(&s->h, &cd);
     }
 out:
@@ -702,7 +733,7 @@ int kd_search(kd_db *db, const kd_search_opts *o, kd_search_hit **hits, size_t *
     if (rc != KD_OK) goto out;
     s.db = db;
     s.o = o;
-    s.at = o->at != KD_AT_NOW && o->at != 0;
+    s.at = o->at != KD_AT_NOW; /* 0 is the epoch, as for kd_get_at and queries */
     s.upto = kd__db_visible(db);
     s.qnorm = sqrt(dot(o->vector, o->vector, o->dim));
     s.h.k = o->top_k ? o->top_k : 10;

@@ -27,6 +27,10 @@ typedef struct emb_rec {
 /* Reads the members of the stored record val[0..len). KD_CORRUPT when malformed. */
 int kd__emb_rec_read(const char *val, size_t len, emb_rec *r);
 
+/* The base64 text of the vector in the stored record val[0..len): found from the end,
+** where the canonical record keeps it, without reading the other members. */
+int kd__emb_vector_text(const char *val, size_t len, const char **b64, size_t *b64len);
+
 /* Decodes the base64 text s[0..len) of exactly dim float32 into v. 0 when malformed. */
 int kd__emb_floats(const char *s, size_t len, float *v, size_t dim);
 
@@ -37,17 +41,14 @@ int kd__emb_namespaces(kd_db *db, char ***out, size_t *n);
 /* ---- the HNSW indexes (vindex.c) ---------------------------------------------------- */
 
 /* One id of an index: a (namespace, key) that had an embedding of the index's model. The
-** pointers reach into the index's arena and the log's mapping (stable until kd_close). */
+** key points into the index's arena (or vidx.keys), stable until kd_close; the version
+** itself is read back by seq (kd__db_doc_at) when a hit or a filter needs it. */
 typedef struct vslot {
     uint32_t ns;          /* index into vidx.ns */
     uint32_t klen;
     const char *key;
-    int live;             /* the key's current embedding is of this model: in the graph */
-    const char *val;      /* the embedding record of the version held (when live) */
-    uint32_t vlen;
-    const uint8_t *vid;
-    uint64_t seq;
-    int64_t ts;
+    uint64_t seq;         /* the version held, when live: the key's current embedding is of
+                             this model and in the graph; 0 = not live */
 } vslot;
 
 typedef struct vidx {

@@ -33,12 +33,14 @@
 ** and the file is ignored (logged) and the index is rebuilt. A loaded index is then caught
 ** up from the log like any other.
 **
-** Locking. One mutex per handle (vstate.mu) serialises acquire/release, saving and stats.
+** Locking. One mutex per handle (vstate.mu) serialises acquire/release and saving;
+** kd_stats_get reads figures published at each release, without it.
 ** Order: ext_mu (only to find the state, or by kd_stats_get) before vstate.mu before the
 ** index lock (inside kd__db_*); checkpoints call the save with no db lock held.
 **
 ** May call: vector/hnsw, db (db_int.h), crypto/crc32c, json, base, os (through db->vfs).
 */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -55,7 +57,9 @@ static const uint8_t vidx_magic[8] = {'K', 'D', 'V', 'E', 'C', 'I', 'X', '\n'};
 typedef struct vstate {
     pthread_mutex_t mu;
     vidx *list;
-    uint64_t loads, builds;
+    /* What kd_stats_get reports, published under mu at every release so that reading it
+    ** never waits for a build. */
+    _Atomic uint64_t n_indexes, n_vectors, n_bytes, loads, builds;
 } vstate;
 
 static uint64_t slot_hash(uint32_t ns, const char *k, uint32_t n) {
@@ -156,41 +160,76 @@ static int rec_mine(const vidx *x, const emb_rec *r) {
            r->dim == x->dim;
 }
 
-/* Applies one version (any namespace) to the index. */
-static int vidx_apply(void *ctx, const char *sysns, const kd__doc *d) {
-    vidx *x = ctx;
+/* The versions of one slice of the log that belong to embedding namespaces, collected
+** under the index lock (pointers only) so the graph work happens after it is released. */
+typedef struct pending {
+    kd__doc d;
+    uint32_t nsi;
+} pending;
+typedef struct slice {
+    vidx *x;
+    pending *p;
+    size_t n, cap;
+} slice;
+
+static int collect(void *ctx, const char *sysns, const kd__doc *d) {
+    slice *sl = ctx;
     if (strncmp(sysns, EMB_PREFIX, EMB_PREFIX_LEN) != 0) return KD_OK;
-    const char *ns = sysns + EMB_PREFIX_LEN;
+    uint32_t nsi;
+    int rc = vidx_ns(sl->x, sysns + EMB_PREFIX_LEN, &nsi); /* copies the name: the index's
+                                                             namespace table may move */
+    if (rc != KD_OK) return rc;
+    if (sl->n == sl->cap) {
+        size_t c = sl->cap ? sl->cap * 2 : 256;
+        pending *p2 = kd__realloc(sl->p, c * sizeof *p2);
+        if (!p2) return kd__err(KD_NOMEM, "out of memory");
+        sl->p = p2;
+        sl->cap = c;
+    }
+    sl->p[sl->n].d = *d;
+    sl->p[sl->n].nsi = nsi;
+    sl->n++;
+    return KD_OK;
+}
+
+/* Applies one version of an embedding namespace to the index. */
+static int vidx_apply(vidx *x, uint32_t nsi, const kd__doc *d) {
     emb_rec r;
     int mine = 0, rc;
     if (d->val) {
         if ((rc = kd__emb_rec_read(d->val, d->vlen, &r)) != KD_OK) return rc;
         mine = rec_mine(x, &r);
     }
-    uint32_t nsi = 0, id;
-    if ((rc = vidx_ns(x, ns, &nsi)) != KD_OK) return rc;
+    uint32_t id;
     if ((rc = vidx_id(x, nsi, d->key, d->klen, mine, &id)) != KD_OK) return rc;
     if (id == UINT32_MAX) return KD_OK;
     vslot *s = &x->slot[id];
     if (!mine) {
-        if (s->live) {
+        if (s->seq) {
             if ((rc = kd__hnsw_remove(x->h, id)) != KD_OK) return rc;
-            s->live = 0;
+            s->seq = 0;
             x->ns_live[nsi]--;
         }
         return KD_OK;
     }
     if (!kd__emb_floats(r.b64, r.b64len, x->buf, r.dim))
-        return kd__err(KD_CORRUPT, "embedding of %s/%.*s: vector does not hold %zu float32", ns,
+        return kd__err(KD_CORRUPT, "embedding of %s/%.*s: vector does not hold %zu float32", x->ns[nsi],
                        (int)KD_MIN(d->klen, 200), d->key, r.dim);
     if ((rc = kd__hnsw_add(x->h, id, x->buf)) != KD_OK) return rc;
-    if (!s->live) x->ns_live[nsi]++;
-    s->live = 1;
-    s->val = d->val;
-    s->vlen = d->vlen;
-    s->vid = d->id;
+    if (!s->seq) x->ns_live[nsi]++;
     s->seq = d->seq;
-    s->ts = d->ts;
+    return KD_OK;
+}
+
+/* Decodes the vector of the version a live slot holds into x->buf. */
+static int slot_vector(kd_db *db, vidx *x, const vslot *s) {
+    kd__doc d;
+    const char *b64;
+    size_t n;
+    int rc = kd__db_doc_at(db, s->seq, &d);
+    if (rc != KD_OK) return rc;
+    if (!d.val || kd__emb_vector_text(d.val, d.vlen, &b64, &n) != KD_OK || !kd__emb_floats(b64, n, x->buf, x->dim))
+        return kd__err(KD_CORRUPT, "malformed embedding record at seq %llu", (unsigned long long)s->seq);
     return KD_OK;
 }
 
@@ -223,15 +262,8 @@ static int vidx_compact(kd_db *db, vidx *x) {
         (rc = kd__hnsw_reserve(h, live ? live : 1)) != KD_OK)
         goto fail;
     for (uint32_t id = 0; id < x->nslot; id++) {
-        const vslot *s = &x->slot[id];
-        emb_rec r;
-        if (!s->live) continue;
-        if ((rc = kd__emb_rec_read(s->val, s->vlen, &r)) != KD_OK) goto fail;
-        if (!kd__emb_floats(r.b64, r.b64len, x->buf, x->dim)) {
-            rc = kd__err(KD_CORRUPT, "malformed embedding record");
-            goto fail;
-        }
-        if ((rc = kd__hnsw_add(h, id, x->buf)) != KD_OK) goto fail;
+        if (!x->slot[id].seq) continue;
+        if ((rc = slot_vector(db, x, &x->slot[id])) != KD_OK || (rc = kd__hnsw_add(h, id, x->buf)) != KD_OK) goto fail;
     }
     kd__hnsw_free(x->h);
     x->h = h;
@@ -282,10 +314,12 @@ static int vidx_save(kd_db *db, vidx *x) {
         kd__buf_put_u32(&b, s->ns);
         kd__buf_put_u16(&b, (uint16_t)s->klen);
         kd__buf_append(&b, s->key, s->klen);
-        kd__buf_put_u8(&b, (uint8_t)s->live);
-        if (s->live) {
+        kd__buf_put_u8(&b, s->seq != 0);
+        if (s->seq) {
+            kd__doc d;
+            if ((rc = kd__db_doc_at(db, s->seq, &d)) != KD_OK) goto out;
             kd__buf_put_u64(&b, s->seq);
-            kd__buf_append(&b, s->vid, 8);
+            kd__buf_append(&b, d.id, 8);
         }
     }
     size_t at = b.len;
@@ -321,33 +355,45 @@ out:
     return rc;
 }
 
-/* Saves every index that changed since it was last saved or loaded. */
-static int vstate_save(kd_db *db, void *p) {
+/* Saves every index that changed since it was last saved or loaded. Without wait (after
+** an automatic checkpoint, on the maintenance thread) it gives up when a search or a build
+** holds the indexes: the next checkpoint or the close saves them. */
+static int vstate_save(kd_db *db, void *p, int wait) {
     vstate *st = p;
     int rc = KD_OK, r;
     if (!st) return KD_OK;
-    pthread_mutex_lock(&st->mu);
+    if (wait) pthread_mutex_lock(&st->mu);
+    else if (pthread_mutex_trylock(&st->mu) != 0) return KD_OK;
     for (vidx *x = st->list; x; x = x->next)
         if (x->applied != x->saved && (r = vidx_save(db, x)) != KD_OK && rc == KD_OK) rc = r;
     pthread_mutex_unlock(&st->mu);
     return rc;
 }
 
-static void vstate_stats(void *p, kd_stats *out) {
-    vstate *st = p;
-    if (!st) return;
-    pthread_mutex_lock(&st->mu);
+/* Publishes the figures of kd_stats_get (caller holds st->mu). */
+static void vstate_publish(vstate *st) {
+    uint64_t n = 0, vec = 0, bytes = 0;
     for (vidx *x = st->list; x; x = x->next) {
         uint32_t live = 0;
         kd__hnsw_count(x->h, &live, NULL);
-        out->vector_indexes++;
-        out->vector_index_vectors += live;
-        out->vector_index_bytes += kd__hnsw_bytes(x->h) + (uint64_t)x->cap * sizeof *x->slot +
-                                   (uint64_t)x->mcap * sizeof *x->map + sizeof *x;
+        n++;
+        vec += live;
+        bytes += kd__hnsw_bytes(x->h) + (uint64_t)x->cap * sizeof *x->slot + (uint64_t)x->mcap * sizeof *x->map +
+                 sizeof *x;
     }
-    out->vector_index_loads = st->loads;
-    out->vector_index_builds = st->builds;
-    pthread_mutex_unlock(&st->mu);
+    atomic_store(&st->n_indexes, n);
+    atomic_store(&st->n_vectors, vec);
+    atomic_store(&st->n_bytes, bytes);
+}
+
+static void vstate_stats(void *p, kd_stats *out) {
+    vstate *st = p;
+    if (!st) return;
+    out->vector_indexes = atomic_load(&st->n_indexes);
+    out->vector_index_vectors = atomic_load(&st->n_vectors);
+    out->vector_index_bytes = atomic_load(&st->n_bytes);
+    out->vector_index_loads = atomic_load(&st->loads);
+    out->vector_index_builds = atomic_load(&st->builds);
 }
 
 /* A bounds-checked reader over a file image. */
@@ -370,9 +416,10 @@ static uint32_t take16(rd *r) { const uint8_t *p = take(r, 2); return p ? kd__ge
 static uint32_t take32(rd *r) { const uint8_t *p = take(r, 4); return p ? kd__get_u32(p) : 0; }
 static uint64_t take64(rd *r) { const uint8_t *p = take(r, 8); return p ? kd__get_u64(p) : 0; }
 
-/* Checks the loaded ids against the log as of x->applied and points them at the log:
+/* Checks the loaded ids against the log as of x->applied (vids: the first 8 bytes of each
+** live id's version id, by id) and points their keys at the index's arena:
 ** KD_CORRUPT (with the reason) when the file does not describe this database. */
-static int vidx_verify(kd_db *db, vidx *x) {
+static int vidx_verify(kd_db *db, vidx *x, const uint8_t *vids) {
     char **names = NULL;
     size_t nn = 0;
     kd__doc *docs = NULL;
@@ -394,16 +441,12 @@ static int vidx_verify(kd_db *db, vidx *x) {
             if (!rec_mine(x, &r)) continue;
             if (nsi != UINT32_MAX && (rc = vidx_id(x, nsi, d->key, d->klen, 0, &id)) != KD_OK) break;
             vslot *s = id == UINT32_MAX ? NULL : &x->slot[id];
-            if (!s || !s->live || s->seq != d->seq || memcmp(s->vid, d->id, 8) != 0) {
+            if (!s || !s->seq || s->seq != d->seq || memcmp(vids + 8 * (size_t)id, d->id, 8) != 0) {
                 rc = kd__err(KD_CORRUPT, "%s/%.*s (seq %llu) is not in it as the log has it", names[i],
                              (int)KD_MIN(d->klen, 200), d->key, (unsigned long long)d->seq);
                 break;
             }
             s->key = d->key;
-            s->val = d->val;
-            s->vlen = d->vlen;
-            s->vid = d->id;
-            s->ts = d->ts;
             matched++;
         }
         kd__free(docs);
@@ -415,7 +458,7 @@ static int vidx_verify(kd_db *db, vidx *x) {
     uint32_t hlive = 0;
     kd__hnsw_count(x->h, &hlive, NULL);
     for (uint32_t id = 0; id < x->nslot; id++) {
-        if (!x->slot[id].live) continue;
+        if (!x->slot[id].seq) continue;
         live++;
         if (!kd__hnsw_contains(x->h, id)) return kd__err(KD_CORRUPT, "id %u is missing from the graph", id);
     }
@@ -431,7 +474,7 @@ static int vidx_verify(kd_db *db, vidx *x) {
 static int vidx_load(kd_db *db, vidx *x, int *loaded) {
     char *path = vidx_path(db, x, "");
     kd_file *f = NULL;
-    uint8_t *img = NULL;
+    uint8_t *img = NULL, *vids = NULL;
     uint64_t size = 0;
     size_t got = 0;
     const char *why = NULL;
@@ -486,6 +529,11 @@ static int vidx_load(kd_db *db, vidx *x, int *loaded) {
         if (got_ns != i) r.bad = 1; /* a repeated name */
     }
     uint32_t nslot = take32(&r);
+    if (!r.bad && nslot > (r.len - r.off) / 7) r.bad = 1; /* each id takes at least 7 bytes */
+    if (!r.bad && !(vids = kd__malloc(8 * (size_t)(nslot ? nslot : 1)))) {
+        rc = kd__err(KD_NOMEM, "out of memory");
+        goto out;
+    }
     for (uint32_t i = 0; i < nslot && !r.bad; i++) {
         uint32_t ns = take32(&r), klen = take16(&r), id;
         const uint8_t *key = take(&r, klen);
@@ -498,11 +546,11 @@ static int vidx_load(kd_db *db, vidx *x, int *loaded) {
         }
         if ((rc = vidx_id(x, ns, (const char *)key, klen, 1, &id)) != KD_OK) goto out;
         if (id != i) { r.bad = 1; break; } /* a repeated key */
-        vslot *s = &x->slot[id];
-        s->live = (int)live;
-        s->seq = seq;
-        s->vid = vid; /* into img until verified */
-        if (live) x->ns_live[ns]++;
+        x->slot[id].seq = seq;
+        if (live) {
+            memcpy(vids + 8 * (size_t)id, vid, 8);
+            x->ns_live[ns]++;
+        }
     }
     uint64_t glen = take64(&r);
     const uint8_t *graph = glen <= r.len - r.off ? take(&r, (size_t)glen) : NULL;
@@ -518,7 +566,7 @@ static int vidx_load(kd_db *db, vidx *x, int *loaded) {
         goto out;
     }
     x->applied = applied;
-    if ((rc = vidx_verify(db, x)) != KD_OK) {
+    if ((rc = vidx_verify(db, x, vids)) != KD_OK) {
         if (rc == KD_NOMEM) goto out;
         why = kd__errmsg_get();
         goto out;
@@ -526,14 +574,14 @@ static int vidx_load(kd_db *db, vidx *x, int *loaded) {
     /* The ids that are not live still point into the image: give them their own copy. */
     size_t kbytes = 0;
     for (uint32_t i = 0; i < x->nslot; i++)
-        if (!x->slot[i].live) kbytes += x->slot[i].klen;
+        if (!x->slot[i].seq) kbytes += x->slot[i].klen;
     if (kbytes && !(x->keys = kd__malloc(kbytes))) {
         rc = kd__err(KD_NOMEM, "out of memory");
         goto out;
     }
     for (uint32_t i = 0, o = 0; i < x->nslot; i++) {
         vslot *s = &x->slot[i];
-        if (s->live) continue;
+        if (s->seq) continue;
         memcpy(x->keys + o, s->key, s->klen);
         s->key = x->keys + o;
         o += s->klen;
@@ -561,6 +609,7 @@ out:
         x->applied = 0;
     }
     kd__free(img);
+    kd__free(vids);
     kd__free(path);
     return rc;
 }
@@ -623,16 +672,30 @@ int kd__vidx_acquire(kd_db *db, const char *model, size_t dim, int metric, uint6
             vidx_unlink(st, x);
             goto fail;
         }
-        if (loaded) st->loads++;
-        else st->builds++;
+        if (loaded) atomic_fetch_add(&st->loads, 1);
+        else atomic_fetch_add(&st->builds, 1);
     }
-    while (x->applied < upto) { /* in slices: each holds the index lock only briefly */
+    slice sl = {x, NULL, 0, 0};
+    while (x->applied < upto) { /* in slices: the index lock is held only to collect one */
         uint64_t to = upto - x->applied > CATCHUP_SLICE ? x->applied + CATCHUP_SLICE : upto;
-        if ((rc = kd__db_each_version(db, x->applied + 1, to, vidx_apply, x)) != KD_OK) {
+        sl.n = 0;
+        rc = kd__db_each_version(db, x->applied + 1, to, collect, &sl);
+        for (size_t i = 0; i < sl.n && rc == KD_OK; i++) rc = vidx_apply(x, sl.p[i].nsi, &sl.p[i].d);
+        if (rc != KD_OK) {
+            kd__free(sl.p);
             vidx_unlink(st, x); /* cannot follow incrementally: the next search rebuilds it */
             goto fail;
         }
         x->applied = to;
+    }
+    kd__free(sl.p);
+    if (created && !loaded && x->nslot && x->cap > x->nslot) { /* a bulk build: give back the slack */
+        kd__hnsw_shrink(x->h);
+        vslot *s2 = kd__realloc(x->slot, x->nslot * sizeof *s2);
+        if (s2) {
+            x->slot = s2;
+            x->cap = x->nslot;
+        }
     }
     uint32_t live = 0, dead = 0;
     kd__hnsw_count(x->h, &live, &dead);
@@ -645,11 +708,12 @@ int kd__vidx_acquire(kd_db *db, const char *model, size_t dim, int metric, uint6
             vidx_unlink(st, x);
             goto fail;
         }
-        st->builds++;
+        atomic_fetch_add(&st->builds, 1);
     }
     *out = x;
     return KD_OK;
 fail:
+    vstate_publish(st);
     pthread_mutex_unlock(&st->mu);
     return rc;
 }
@@ -658,5 +722,6 @@ void kd__vidx_release(kd_db *db) {
     /* db->vec was read under ext_mu by the acquire and never changes until kd_close; taking
     ** ext_mu here, with st->mu held, would invert the order kd_stats_get uses. */
     vstate *st = db->vec;
+    vstate_publish(st);
     pthread_mutex_unlock(&st->mu);
 }

@@ -406,6 +406,8 @@ def t_search_at(c, items, rnd):
                "at=T0 with both filters, l2")
     r = c.post(search_path(), {"vector": query, "model": "m8", "at": "2000-01-01T00:00:00Z"})
     check_hits(r, [], "at before anything: no hits")
+    r = c.post(search_path(), {"vector": query, "model": "m8", "at": 0})
+    check_hits(r, [], "at 0 is the epoch (as in _query), not now: no hits")
     return items
 
 
@@ -441,6 +443,11 @@ def t_search_errors(c):
         T.error(c.post(search_path(), body), 400, "invalid", what, msg_re=msg)
     T.error(c.post(search_path(), '{"vector":[1,2,3,1e39,5,6,7,8],"model":"m8"}'), 400,
             "invalid", "1e39 component", msg_re="component 3 ")
+    # Member names holding U+0000 are other names, never "vector" or "model".
+    T.error(c.post(search_path(), '{"vector\\u0000":[1,1,1,1,1,1,1,1],"model":"m8"}'), 400,
+            "invalid", "vector\\u0000 member", msg_re="unknown member")
+    T.error(c.post(search_path(), '{"vector":[1,1,1,1,1,1,1,1],"model\\u0000":"m8"}'), 400,
+            "invalid", "model\\u0000 member", msg_re="unknown member")
     T.error(c.post(search_path(), "[1,2]"), 400, "invalid", "array body")
     T.error(c.post(search_path(), ""), 400, "invalid", "empty body")
     T.error(c.post(search_path(), "{"), 400, "invalid", "bad JSON")

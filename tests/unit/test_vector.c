@@ -856,6 +856,29 @@ TEST(concurrent_search_and_writes) {
     kd_close(db);
 }
 
+/* at = 0 is the epoch (nothing existed), as for kd_get_at; only KD_AT_NOW means now. */
+TEST(at_zero_is_the_epoch) {
+    fresh();
+    kd_db *db = open_db();
+    float v[3] = {1, 0, 0};
+    CHECK_EQ_INT(embed(db, "d", "a", v, 3, NULL, NULL, NULL), KD_OK);
+    kd_search_opts o;
+    kd_search_opts_init(&o);
+    CHECK(o.at == KD_AT_NOW);
+    o.vector = v;
+    o.dim = 3;
+    kd_search_hit *h = NULL;
+    size_t n = 9;
+    CHECK_EQ_INT(kd_search(db, &o, &h, &n), KD_OK);
+    CHECK_EQ_INT(n, 1);
+    kd_search_free(h, n);
+    o.at = 0;
+    CHECK_EQ_INT(kd_search(db, &o, &h, &n), KD_OK);
+    CHECK_EQ_INT(n, 0);
+    kd_search_free(h, n);
+    kd_close(db);
+}
+
 int main(void) {
     const char *vn = getenv("KD_VEC_N");
     if (vn && atoi(vn) >= 2500) HN = atoi(vn);
@@ -871,6 +894,7 @@ int main(void) {
     RUN(hnsw_compaction);
     RUN(hnsw_options_and_filters);
     RUN(concurrent_search_and_writes);
+    RUN(at_zero_is_the_epoch);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd) != 0) return 1;
