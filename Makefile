@@ -7,7 +7,8 @@
 #   tsan       the threaded tests (db, crash, query, subscriptions) and the server's stress
 #              tests under ThreadSanitizer (build-tsan/)
 #   valgrind   unit tests under valgrind
-#   bench      benchmarks against SQLite; writes build/bench.json
+#   bench      benchmarks against SQLite (and hnswlib for vector search); writes
+#              build/bench.json
 #   test-crash longer kill -9 loop
 #   install    PREFIX=/usr/local (DESTDIR honoured)
 
@@ -120,10 +121,12 @@ asan:
 tsan:
 	@scripts/deps.sh test
 	@$(MAKE) --no-print-directory BUILD=build-tsan OPT="-O1 -g" SANFLAGS="-fsanitize=thread" \
-	   build-tsan/libkorudelta.a build-tsan/tests/test_db build-tsan/tests/test_crash build-tsan/tests/test_query build-tsan/tests/test_sub
+	   build-tsan/libkorudelta.a build-tsan/tests/test_db build-tsan/tests/test_crash build-tsan/tests/test_query build-tsan/tests/test_sub \
+	   build-tsan/tests/test_vector
 	@rm -rf build-tsan/tests/run && mkdir -p build-tsan/tests/run && \
-	   cp build-tsan/tests/test_db build-tsan/tests/test_crash build-tsan/tests/test_query build-tsan/tests/test_sub build-tsan/tests/run/
-	@BUILD=build-tsan/tests/run KD_UNIT_ONLY=1 TSAN_OPTIONS=halt_on_error=1 tests/run.sh
+	   cp build-tsan/tests/test_db build-tsan/tests/test_crash build-tsan/tests/test_query build-tsan/tests/test_sub \
+	      build-tsan/tests/test_vector build-tsan/tests/run/
+	@BUILD=build-tsan/tests/run KD_UNIT_ONLY=1 KD_VEC_N=2500 TSAN_OPTIONS=halt_on_error=1 tests/run.sh
 	@# The server under ThreadSanitizer, through the stress scenarios (smaller: TSan is slow).
 	@$(MAKE) --no-print-directory BUILD=build-tsan OPT="-O1 -g" SANFLAGS="-fsanitize=thread" build-tsan/kdelta
 	@KDELTA=$(CURDIR)/build-tsan/kdelta KD_STRESS_WRITES=2000 KD_STRESS_SUBS=10 \
@@ -140,10 +143,22 @@ run: deps
 bench: deps-bench
 	@$(MAKE) --no-print-directory all $(BUILD)/bench $(BUILD)/bench_http
 	@BUILD=$(BUILD) bench/run.sh
-$(BUILD)/bench: bench/bench.c bench/bench_query.c bench/bench_common.c bench/bench.h \
-	   $(BUILD)/libkorudelta.a
-	$(CC) $(CFLAGS_BASE) -O2 -o $@ bench/bench.c bench/bench_query.c bench/bench_common.c \
-	   $(BUILD)/libkorudelta.a -lsqlite3 $(LDLIBS)
+$(BUILD)/bench: bench/bench.c bench/bench_query.c bench/bench_vector.c bench/bench_common.c \
+	   bench/bench.h bench/hnswlib_shim.h $(BUILD)/obj/bench/hnswlib_shim.o $(BUILD)/libkorudelta.a
+	$(CC) $(CFLAGS_BASE) -O2 -o $@ bench/bench.c bench/bench_query.c bench/bench_vector.c \
+	   bench/bench_common.c $(BUILD)/obj/bench/hnswlib_shim.o $(BUILD)/libkorudelta.a \
+	   -lsqlite3 -lstdc++ $(LDLIBS)
+# The vector figures' baseline: hnswlib (header-only C++, Debian's libhnswlib-dev) behind a
+# small C shim, built with g++ and linked into build/bench only. hnswlib chooses its SIMD
+# distance kernels at compile time and the library chooses its own at run time, so the
+# shim is built for this CPU (HNSWLIB_ARCH) to give the baseline the same kernels.
+BENCH_CXX ?= g++
+HNSWLIB_ARCH ?= -march=native
+HNSWLIB_VERSION = $(shell dpkg-query -W -f='$${Version}' libhnswlib-dev 2>/dev/null)
+$(BUILD)/obj/bench/hnswlib_shim.o: bench/hnswlib_shim.cpp bench/hnswlib_shim.h Makefile
+	@mkdir -p $(dir $@)
+	$(BENCH_CXX) -O2 -std=c++11 $(HNSWLIB_ARCH) -Wall -Wextra -Werror $(SANFLAGS) \
+	   -DHNSWLIB_DEB_VERSION='"$(HNSWLIB_VERSION)"' -c $< -o $@
 # The HTTP figures: a client of kdelta serve, nginx and wrk; it links no KoruDelta code.
 $(BUILD)/bench_http: bench/bench_http.c bench/bench_proc.c bench/bench_common.c \
 	   bench/bench_proc.h bench/bench.h

@@ -8,6 +8,8 @@
 ** default value cache budget) and memory-mapped reads. Each side works in its own fresh
 ** directory under --dir. Timed figures alternate KoruDelta and SQLite rounds and keep
 ** each side's median, so a burst of outside disk activity does not land on one side.
+** The vector search figures (group "vector", bench_vector.c) take hnswlib and exact
+** search as their baselines instead.
 **
 ** Output: a table on stdout and a JSON list at --json, one object per figure:
 ** {"name","unit","kdelta","baseline","baseline_name","ratio"}; ratio > 1 means KoruDelta
@@ -17,7 +19,8 @@
 ** docs/benchmarks.md says exactly what each figure measures.
 **
 ** Uses only the public API of the library, SQLite, POSIX and bench_common.c (bench.h:
-** helpers, values, writer threads, the table of figures, the SQLite set-up).
+** helpers, values, writer threads, the table of figures, the SQLite set-up); hnswlib
+** only through bench_vector.c.
 */
 #include <errno.h>
 #include <fcntl.h>
@@ -54,7 +57,8 @@ const char *const g_prog = "bench";
 config g_cfg = {.json = "build/bench.json", .kdelta = "build/kdelta", .keys = 100000,
                 .vpk = 10, .seconds = 1.0, .rounds = 9, .sqlite_mmap = SQLITE_MMAP_DEFAULT};
 
-/* Whether group g (big, fsync, put1, put8, batch, query, viewput, binary) is to run. */
+/* Whether group g (big, fsync, put1, put8, batch, query, viewput, binary, vector) is to
+** run. */
 int wanted(const char *g) { return !g_cfg.only || listed(g_cfg.only, g); }
 
 /* Key k of the big database: "user0000042". Names are KEY_W bytes apart in one block. */
@@ -837,7 +841,7 @@ static int usage(void) {
     fprintf(stderr,
             "usage: bench --dir SCRATCH_DIR [--json PATH] [--kdelta PATH] [--keys N]\n"
             "             [--versions-per-key N] [--seconds S] [--rounds N]\n"
-            "             [--only big,fsync,put1,put8,batch,query,viewput,binary]\n"
+            "             [--only big,fsync,put1,put8,batch,query,viewput,binary,vector]\n"
             "             [--sqlite-mmap BYTES]\n"
             "Defaults: --json build/bench.json --kdelta build/kdelta --keys 100000\n"
             "          --versions-per-key 10 --seconds 1 --rounds 9 --sqlite-mmap 1073741824\n");
@@ -912,13 +916,16 @@ int main(int argc, char **argv) {
     if (wanted("query")) bench_query();
     if (wanted("viewput")) bench_view_put();
     if (wanted("binary")) bench_binary();
+    if (wanted("vector")) bench_vector();
 
     /* Table order: as the issue lists them, extra information last. */
     static const char *const order[] = {
         "fsync_ceiling", "fsync_ceiling_overwrite", "put_durable_1thread", "put_durable_8threads",
         "put_batch_1000", "get_latest", "get_at", "reopen_1m_seconds", "index_bytes_per_version",
         "binary_bytes", "query_filter_sort_100k", "query_group_by_100k", "view_vs_query",
-        "put_with_5_views", "index_anon_bytes_per_version", "load_1m_seconds"};
+        "put_with_5_views", "vector_qps_recall95", "vector_build", "vector_bytes_per_vector",
+        "vector_reopen_seconds", "index_anon_bytes_per_version", "load_1m_seconds",
+        "vector_qps_vs_exact"};
     order_figures(order, sizeof order / sizeof order[0]);
 
     print_table();

@@ -2,10 +2,11 @@
 ** bench.h — what the benchmark programs share.
 **
 ** The first part is bench_common.c, linked into both programs, build/bench (bench.c,
-** bench_query.c) and build/bench_http (bench_http.c, bench_proc.c): errors, timing and
-** random helpers, the values every figure writes, the durable-writer threads, the table
-** of figures and its JSON file, and the SQLite baseline's set-up. The second part is what
-** bench.c shares with bench_query.c only: its settings and its groups.
+** bench_query.c, bench_vector.c) and build/bench_http (bench_http.c, bench_proc.c):
+** errors, timing and random helpers, the values every figure writes, the durable-writer
+** threads, the table of figures and its JSON file, and the SQLite baseline's set-up. The
+** second part is what bench.c shares with bench_query.c and bench_vector.c only: its
+** settings and its groups.
 ** docs/benchmarks.md says what each figure measures.
 */
 #ifndef KD_BENCH_H
@@ -120,7 +121,7 @@ int sq_insert(sqlite3_stmt *ins, const char *ns, const char *key, int64_t ts, co
               size_t len);
 int64_t sq_count(sqlite3 *db);         /* rows of history, or -1 */
 
-/* ==== the bench program (bench.c, bench_query.c) ==================================== */
+/* ==== the bench program (bench.c, bench_query.c, bench_vector.c) ==================== */
 
 typedef struct config {
     const char *dir;       /* scratch directory (the caller removes it) */
@@ -138,5 +139,6 @@ extern config g_cfg;
 
 void bench_query(void);         /* group "query" (bench_query.c) */
 void bench_view_put(void);      /* group "viewput" (bench_query.c) */
+void bench_vector(void);        /* group "vector" (bench_vector.c) */
 
 #endif /* KD_BENCH_H */

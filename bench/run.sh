@@ -1,13 +1,13 @@
 #!/bin/sh
-# run.sh — `make bench`: runs $BUILD/bench (KoruDelta against SQLite), then
-# $BUILD/bench_http (kdelta serve against nginx and SQLite, over loopback) in a scratch
-# directory that it removes afterwards, prints their tables and leaves $BUILD/bench.json
-# (bench writes it; bench_http appends its figures).
+# run.sh — `make bench`: runs $BUILD/bench (KoruDelta against SQLite, and against hnswlib
+# for vector search), then $BUILD/bench_http (kdelta serve against nginx and SQLite, over
+# loopback) in a scratch directory that it removes afterwards, prints their tables and
+# leaves $BUILD/bench.json (bench writes it; bench_http appends its figures).
 #
 # Usage: BUILD=build bench/run.sh [bench options, e.g. --rounds 3 --seconds 1]
 #                                 [--http-rounds N] [--http-seconds N] [--http-sse-writes N]
 # --only LIST selects groups of both programs: bench's (big,fsync,put1,put8,batch,query,
-# viewput,binary) and bench_http's (httpget,httpput,sse, or http for those three); a
+# viewput,binary,vector) and bench_http's (httpget,httpput,sse, or http for those three); a
 # program none of whose groups is listed does not run. The --http-* options go to
 # bench_http as --rounds, --seconds and --sse-writes; every other option goes to bench.
 # The scratch directory is made under $BENCH_TMPDIR (default $TMPDIR, else /tmp); the
@@ -42,7 +42,8 @@ if [ -n "$only" ]; then
     for g in $(printf '%s' "$only" | tr ',' ' '); do
         case $g in
         http|httpget|httpput|sse) run_http=1 ;;
-        *) run_bench=1 ;;
+        big|fsync|put1|put8|batch|query|viewput|binary|vector) run_bench=1 ;;
+        *) echo "bench/run.sh: unknown group '$g' in --only" >&2; exit 2 ;;
         esac
     done
 fi

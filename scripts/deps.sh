@@ -5,7 +5,7 @@
 set -e
 PKGS_BUILD="gcc libc6-dev binutils make pkg-config libsodium-dev librust-blake3-dev libmicrohttpd-dev libcurl4-openssl-dev"
 PKGS_TEST="libjansson-dev valgrind python3 curl"
-PKGS_BENCH="libsqlite3-dev wrk nginx-light"
+PKGS_BENCH="libsqlite3-dev wrk nginx-light libhnswlib-dev g++"
 case "${1:-all}" in
   build) PKGS="$PKGS_BUILD" ;;
   test)  PKGS="$PKGS_BUILD $PKGS_TEST" ;;
