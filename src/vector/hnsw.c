@@ -377,6 +377,7 @@ static void descend(const kd__hnsw *h, const float *q, uint32_t top, uint32_t st
         while (moved) {
             moved = 0;
             const uint32_t *l = links(h, *cur, lev);
+            for (uint32_t i = 1; i <= l[0]; i++) __builtin_prefetch(vec(h, l[i]));
             for (uint32_t i = 1; i <= l[0]; i++) {
                 float d = dist(h, q, vec(h, l[i]));
                 if (d < *curd) {
@@ -405,15 +406,22 @@ static int search_layer(const kd__hnsw *h, scratch *s, const float *q, uint32_t 
         if (s->res.len >= ef && s->cand.a[0].d > -s->res.a[0].d) break;
         cand c = heap_pop(&s->cand);
         const uint32_t *l = links(h, c.n, lev);
-        uint32_t cnt = l[0];
+        uint32_t cnt = l[0], todo[2 * 256 + 1], nt = 0; /* M0 <= 2 * 256 */
+        /* First the neighbours not seen yet, each vector's first lines requested from
+        ** memory; then their distances, while the next ones arrive. */
         for (uint32_t i = 1; i <= cnt; i++) {
             uint32_t e = l[i];
-            if (i < cnt) { /* the next neighbour's vector is on its way while this one is scored */
-                __builtin_prefetch(vec(h, l[i + 1]));
-                __builtin_prefetch(&s->mark[l[i + 1]]);
-            }
             if (s->mark[e] == s->epoch) continue;
             s->mark[e] = s->epoch;
+            todo[nt++] = e;
+            __builtin_prefetch(vec(h, e));
+        }
+        for (uint32_t j = 0; j < nt; j++) {
+            uint32_t e = todo[j];
+            if (j + 1 < nt) { /* the rest of the next vector */
+                const char *nv = (const char *)vec(h, todo[j + 1]);
+                for (size_t b = 64; b < (size_t)h->dim * sizeof(float); b += 64) __builtin_prefetch(nv + b);
+            }
             float d = dist(h, q, vec(h, e));
             if (s->res.len < ef || d < -s->res.a[0].d) {
                 heap_push(s, &s->cand, d, e);
@@ -826,6 +834,13 @@ uint32_t kd__hnsw_dim(const kd__hnsw *h) { return h->dim; }
 int kd__hnsw_metric(const kd__hnsw *h) { return h->metric; }
 uint32_t kd__hnsw_m(const kd__hnsw *h) { return h->M; }
 uint32_t kd__hnsw_ef_construction(const kd__hnsw *h) { return h->efc; }
+
+const float *kd__hnsw_vector(kd__hnsw *h, uint32_t id) {
+    pthread_rwlock_rdlock(&h->lock);
+    const float *v = id < h->id_cap && h->id_node[id] != NONE ? vec(h, h->id_node[id]) : NULL;
+    pthread_rwlock_unlock(&h->lock);
+    return v;
+}
 
 int kd__hnsw_contains(kd__hnsw *h, uint32_t id) {
     pthread_rwlock_rdlock(&h->lock);

@@ -107,6 +107,10 @@ uint32_t kd__hnsw_dim(const kd__hnsw *h);
 int kd__hnsw_metric(const kd__hnsw *h);
 uint32_t kd__hnsw_m(const kd__hnsw *h);               /* as created (defaults applied) */
 uint32_t kd__hnsw_ef_construction(const kd__hnsw *h);
+/* The vector stored for id (normalised for cosine), or NULL when id is not in the index.
+** Valid until the next add, remove, reserve or shrink: the caller keeps writers out. */
+const float *kd__hnsw_vector(kd__hnsw *h, uint32_t id);
+
 /* 1 when id is in the index and was not removed since it was added. */
 int kd__hnsw_contains(kd__hnsw *h, uint32_t id);
 

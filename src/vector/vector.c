@@ -448,20 +448,25 @@ typedef struct search {
     int held;             /* the vector indexes' lock is held until the hits are copied */
 } search;
 
-/* Scores the decoded candidate s->vec against the query (cosine and dot: similarity;
-** L2: distance) into *score; 0 when the threshold drops it. */
-static int score_passes(const search *s, double *score) {
+/* Whether a score (cosine, dot: similarity; L2: distance) passes the threshold. */
+static int passes(const kd_search_opts *o, double score) {
+    if (!o->has_threshold) return 1;
+    return o->metric == KD_METRIC_L2 ? score <= o->threshold : score >= o->threshold;
+}
+
+/* Scores candidate v (o->dim floats) against the query in double precision into *score;
+** 0 when the threshold drops it. */
+static int score_passes(const search *s, const float *v, double *score) {
     const kd_search_opts *o = s->o;
     if (o->metric == KD_METRIC_L2) {
-        *score = l2(o->vector, s->vec, o->dim);
+        *score = l2(o->vector, v, o->dim);
     } else if (o->metric == KD_METRIC_DOT) {
-        *score = dot(o->vector, s->vec, o->dim);
+        *score = dot(o->vector, v, o->dim);
     } else {
-        double vv, d = dot_norm(o->vector, s->vec, o->dim, &vv);
+        double vv, d = dot_norm(o->vector, v, o->dim, &vv);
         *score = s->qnorm == 0 || vv == 0 ? 0 : d / (s->qnorm * sqrt(vv));
     }
-    if (!o->has_threshold) return 1;
-    return o->metric == KD_METRIC_L2 ? *score <= o->threshold : *score >= o->threshold;
+    return passes(o, *score);
 }
 
 /* The value of key in docs (sorted by key), or NULL. */
@@ -532,7 +537,7 @@ static int search_ns(search *s, const char *ns) {
             goto out;
         }
         double score;
-        if (!score_passes(s, &score)) continue;
+        if (!score_passes(s, s->vec, &score)) continue;
         cand c = {o->metric == KD_METRIC_L2 ? -score : score, ns, d->key, d->klen, d->id, d->seq, d->ts};
         heap_offer(&s->h, &c);
     }
@@ -596,12 +601,16 @@ static double meta_share(hctx *c) {
 ** fewer than HNSW_MIN_CANDIDATES in scope, or restrictions (namespace, metadata filter)
 ** so selective that the graph walk would visit more nodes than exact search reads (the
 ** walk passes through rejected nodes, about HNSW_VISITS_PER_EF * ef / share of them).
-** Hits are rescored in double precision, as exact search scores them. */
+** Dot and L2 hits are rescored in double precision from the index's float32 copy, the
+** same inputs exact search scores, so their scores are exact search's. Cosine hits keep
+** the graph's float32 cosine (its copy is normalised): within about 1e-6 of exact
+** search's score. */
 static int search_hnsw(search *s, const char *model, size_t mdim, int *used) {
     kd_db *db = s->db;
     const kd_search_opts *o = s->o;
     vidx *x = NULL;
     uint32_t *ids = NULL;
+    float *fscores = NULL;
     int rc;
     *used = 0;
     if ((rc = kd__vidx_acquire(db, model, mdim, o->metric, s->upto, &x)) != KD_OK) return rc;
@@ -629,27 +638,32 @@ static int search_hnsw(search *s, const char *model, size_t mdim, int *used) {
     /* Live slots are exactly the graph's live ids: only a namespace (among several) or a
     ** metadata filter needs the callback. */
     int need = (c.nsi >= 0 && x->nns > 1) || (o->meta_filter && o->meta_filter->filter);
-    if ((rc = kd__hnsw_search(x->h, o->vector, k, ef, need ? accept_id : NULL, &c, ids, NULL, &n)) != KD_OK) goto out;
+    if (!(fscores = kd__malloc((k ? k : 1) * sizeof *fscores))) { rc = kd__err(KD_NOMEM, "out of memory"); goto out; }
+    if ((rc = kd__hnsw_search(x->h, o->vector, k, ef, need ? accept_id : NULL, &c, ids, fscores, &n)) != KD_OK) goto out;
     if (c.err) { rc = c.err == KD_NOMEM ? kd__err(KD_NOMEM, "out of memory") : kd__err(KD_CORRUPT, "malformed embedding record"); goto out; }
     *used = 1;
+    for (uint32_t i = 0; i < n; i++) __builtin_prefetch(&x->slot[ids[i]]); /* the k misses overlap */
+    for (uint32_t i = 0; i < n; i++) __builtin_prefetch(x->slot[ids[i]].vid);
     for (uint32_t i = 0; i < n; i++) {
         const vslot *v = &x->slot[ids[i]];
-        kd__doc d;
-        const char *b64;
-        size_t blen;
-        if ((rc = kd__db_doc_at(db, v->seq, &d)) != KD_OK) goto out;
-        if (!d.val || kd__emb_vector_text(d.val, d.vlen, &b64, &blen) != KD_OK ||
-            !kd__emb_floats(b64, blen, s->vec, x->dim)) {
-            rc = kd__err(KD_CORRUPT, "malformed embedding record at seq %llu", (unsigned long long)v->seq);
-            goto out;
-        }
         double score;
-        if (!score_passes(s, &score)) continue;
-        cand cd = {o->metric == KD_METRIC_L2 ? -score : score, x->ns[v->ns], v->key, v->klen, d.id, d.seq, d.ts};
+        if (o->metric == KD_METRIC_COSINE) { /* the graph's own cosine: its copy is normalised */
+            score = fscores[i];
+            if (!passes(o, score)) continue;
+        } else { /* the same float32 inputs as exact search, scored the same way */
+            const float *f = kd__hnsw_vector(x->h, ids[i]);
+            if (!f) {
+                rc = kd__err(KD_ERROR, "vector index: id %u has no vector", ids[i]);
+                goto out;
+            }
+            if (!score_passes(s, f, &score)) continue;
+        }
+        cand cd = {o->metric == KD_METRIC_L2 ? -score : score, x->ns[v->ns], v->key, v->klen, v->vid, v->seq, v->ts};
         heap_offer(&s->h, &cd);
     }
 out:
     kd__free(ids);
+    kd__free(fscores);
     if (rc != KD_OK || !*used) kd__vidx_release(db);
     else s->held = 1; /* hit pointers (namespace names) stay valid while held */
     return rc;

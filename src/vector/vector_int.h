@@ -41,14 +41,17 @@ int kd__emb_namespaces(kd_db *db, char ***out, size_t *n);
 /* ---- the HNSW indexes (vindex.c) ---------------------------------------------------- */
 
 /* One id of an index: a (namespace, key) that had an embedding of the index's model. The
-** key points into the index's arena (or vidx.keys), stable until kd_close; the version
-** itself is read back by seq (kd__db_doc_at) when a hit or a filter needs it. */
+** key points into the index's arena (or vidx.keys) and vid into the log's mapping, both
+** stable until kd_close; the record itself is read back by seq (kd__db_doc_at) when a
+** metadata filter needs it. */
 typedef struct vslot {
     uint32_t ns;          /* index into vidx.ns */
     uint32_t klen;
     const char *key;
     uint64_t seq;         /* the version held, when live: the key's current embedding is of
                              this model and in the graph; 0 = not live */
+    const uint8_t *vid;   /* its version id (in the log's mapping) and timestamp, for hits */
+    int64_t ts;
 } vslot;
 
 typedef struct vidx {

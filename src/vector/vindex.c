@@ -218,6 +218,8 @@ static int vidx_apply(vidx *x, uint32_t nsi, const kd__doc *d) {
     if ((rc = kd__hnsw_add(x->h, id, x->buf)) != KD_OK) return rc;
     if (!s->seq) x->ns_live[nsi]++;
     s->seq = d->seq;
+    s->vid = d->id;
+    s->ts = d->ts;
     return KD_OK;
 }
 
@@ -316,10 +318,8 @@ static int vidx_save(kd_db *db, vidx *x) {
         kd__buf_append(&b, s->key, s->klen);
         kd__buf_put_u8(&b, s->seq != 0);
         if (s->seq) {
-            kd__doc d;
-            if ((rc = kd__db_doc_at(db, s->seq, &d)) != KD_OK) goto out;
             kd__buf_put_u64(&b, s->seq);
-            kd__buf_append(&b, d.id, 8);
+            kd__buf_append(&b, s->vid, 8);
         }
     }
     size_t at = b.len;
@@ -447,6 +447,8 @@ static int vidx_verify(kd_db *db, vidx *x, const uint8_t *vids) {
                 break;
             }
             s->key = d->key;
+            s->vid = d->id;
+            s->ts = d->ts;
             matched++;
         }
         kd__free(docs);
