@@ -364,7 +364,7 @@ typedef struct filter {
 } filter;
 
 static int wanted(const kd__hnsw *h, const filter *f, uint32_t node) {
-    if (!f->live_only) return 1;
+    if (!f->live_only || (h->deleted == 0 && !f->accept)) return 1; /* no level[] read */
     if (is_deleted(h, node)) return 0;
     return !f->accept || f->accept(f->ctx, h->node_id[node]);
 }
