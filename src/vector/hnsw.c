@@ -7,8 +7,10 @@
 ** May call: base, crypto/crc32c, the C library, pthreads.
 **
 ** Memory layout, node numbers 0..n-1 in insertion order (nodes are never reused):
-**   vecs    cap * dim floats, node-major (normalised for cosine);
-**   l0      cap * (1 + 2M) uint32: per node [count, neighbour...];
+**   blk     cap records of `stride` bytes, one per node: its level-0 links as (1 + 2M)
+**           uint32 [count, neighbour...], then its dim floats (normalised for cosine).
+**           Keeping a node's links next to its vector means the lines a search reads to
+**           score a node are the ones it reads again to expand it;
 **   level   cap bytes: bits 0-6 the node's top level, bit 7 "deleted";
 **   upper   cap pointers; for a node of level L > 0 a list of L records of (1 + M) uint32
 **           (levels 1..L), NULL otherwise (~1/M of the nodes);
@@ -65,8 +67,8 @@ struct kd__hnsw {
     double level_mult;
     uint64_t rng;
     uint32_t n, cap;
-    float *vecs;
-    uint32_t *l0;
+    uint8_t *blk;   /* cap * stride bytes */
+    size_t stride, vec_off;
     uint8_t *level;
     uint32_t **upper;
     uint32_t *node_id;
@@ -220,7 +222,7 @@ static float score_of(const kd__hnsw *h, float d) {
     return h->metric == KD__HNSW_L2 ? d : h->metric == KD__HNSW_COSINE ? 1.0f - d : -d;
 }
 static const float *vec(const kd__hnsw *h, uint32_t node) {
-    return h->vecs + (size_t)node * h->dim;
+    return (const float *)(h->blk + (size_t)node * h->stride + h->vec_off);
 }
 static void normalise(float *v, uint32_t n) {
     double s = 0;
@@ -240,7 +242,7 @@ static int is_deleted(const kd__hnsw *h, uint32_t node) {
 }
 /* The record [count, ids...] of node at level lev (lev <= node_level). */
 static uint32_t *links(const kd__hnsw *h, uint32_t node, uint32_t lev) {
-    if (lev == 0) return h->l0 + (size_t)node * (1 + h->M0);
+    if (lev == 0) return (uint32_t *)(h->blk + (size_t)node * h->stride);
     return h->upper[node] + (size_t)(lev - 1) * (1 + h->M);
 }
 static uint32_t max_links(const kd__hnsw *h, uint32_t lev) { return lev ? h->M : h->M0; }
@@ -578,6 +580,8 @@ static kd__hnsw *alloc_handle(uint32_t dim, int metric, uint32_t M, uint32_t efc
     h->metric = metric;
     h->M = M;
     h->M0 = 2 * M;
+    h->vec_off = (1 + (size_t)h->M0) * sizeof(uint32_t);
+    h->stride = h->vec_off + (size_t)dim * sizeof(float);
     h->efc = efc < M ? M : efc;
     h->level_mult = 1.0 / log((double)M);
     h->rng = seed;
@@ -606,8 +610,7 @@ void kd__hnsw_free(kd__hnsw *h) {
     }
     if (h->upper)
         for (uint32_t i = 0; i < h->n; i++) kd__free(h->upper[i]);
-    kd__free(h->vecs);
-    kd__free(h->l0);
+    kd__free(h->blk);
     kd__free(h->level);
     kd__free(h->upper);
     kd__free(h->node_id);
@@ -625,12 +628,9 @@ static int grow_nodes(kd__hnsw *h, uint32_t want) {
     if (nc64 < want) nc64 = want;
     if (nc64 > NONE - 1) nc64 = NONE - 1;
     uint32_t nc = (uint32_t)nc64;
-    float *v = kd__realloc(h->vecs, (size_t)nc * h->dim * sizeof *v);
-    if (!v) return KD_NOMEM;
-    h->vecs = v;
-    uint32_t *l0 = kd__realloc(h->l0, (size_t)nc * (1 + h->M0) * sizeof *l0);
-    if (!l0) return KD_NOMEM;
-    h->l0 = l0;
+    uint8_t *b = kd__realloc(h->blk, (size_t)nc * h->stride);
+    if (!b) return KD_NOMEM;
+    h->blk = b;
     uint8_t *lv = kd__realloc(h->level, nc);
     if (!lv) return KD_NOMEM;
     h->level = lv;
@@ -705,13 +705,13 @@ int kd__hnsw_add(kd__hnsw *h, uint32_t id, const float *v) {
     /* From here on nothing can fail. */
     if (h->id_node[id] != NONE) mark_deleted(h, id);
     uint32_t node = h->n++;
-    float *dst = h->vecs + (size_t)node * h->dim;
+    float *dst = (float *)(h->blk + (size_t)node * h->stride + h->vec_off);
     memcpy(dst, v, (size_t)h->dim * sizeof *dst);
     if (h->metric == KD__HNSW_COSINE) normalise(dst, h->dim);
     h->level[node] = (uint8_t)lev;
     h->upper[node] = up;
     up = NULL;
-    h->l0[(size_t)node * (1 + h->M0)] = 0;
+    links(h, node, 0)[0] = 0;
     h->node_id[node] = id;
     h->id_node[id] = node;
     h->live++;
@@ -736,10 +736,8 @@ int kd__hnsw_shrink(kd__hnsw *h) {
     pthread_rwlock_wrlock(&h->lock);
     uint32_t n = h->n ? h->n : 1;
     if (h->cap > n) { /* an array whose shrink fails keeps its larger block: cap = n is a lower bound for all */
-        float *v = kd__realloc(h->vecs, (size_t)n * h->dim * sizeof *v);
-        if (v) h->vecs = v;
-        uint32_t *l0 = kd__realloc(h->l0, (size_t)n * (1 + h->M0) * sizeof *l0);
-        if (l0) h->l0 = l0;
+        uint8_t *b = kd__realloc(h->blk, (size_t)n * h->stride);
+        if (b) h->blk = b;
         uint8_t *lv = kd__realloc(h->level, n);
         if (lv) h->level = lv;
         uint32_t **up = kd__realloc(h->upper, (size_t)n * sizeof *up);
@@ -893,7 +891,8 @@ int kd__hnsw_save(kd__hnsw *h, kd_buf *out) {
     kd__buf_put_u64(out, h->rng);
     for (uint32_t i = 0; i < h->n; i++) kd__buf_put_u32(out, h->node_id[i]);
     if (h->n) kd__buf_append(out, h->level, h->n);
-    for (size_t i = 0; i < (size_t)h->n * h->dim; i++) put_f32(out, h->vecs[i]);
+    for (uint32_t i = 0; i < h->n; i++)
+        for (uint32_t j = 0; j < h->dim; j++) put_f32(out, vec(h, i)[j]);
     for (uint32_t i = 0; i < h->n; i++) put_record(out, links(h, i, 0), h->M0);
     for (uint32_t i = 0; i < h->n; i++)
         for (uint32_t lev = 1; lev <= node_level(h, i); lev++)
@@ -997,7 +996,7 @@ int kd__hnsw_load(const void *buf, size_t len, kd__hnsw **out) {
         float f;
         memcpy(&f, &u, 4);
         if (!isfinite(f)) CORRUPT("non-finite vector component");
-        h->vecs[i] = f;
+        ((float *)(h->blk + i / dim * h->stride + h->vec_off))[i % dim] = f;
     }
     for (uint32_t i = 0; i < n; i++, q += 4 * (size_t)(1 + h->M0))
         if (!load_record(h, q, links(h, i, 0), h->M0, 0)) CORRUPT("bad links of node %u", i);
