@@ -82,6 +82,30 @@ static inline void kd__set_u64(uint8_t *p, uint64_t v) {
     kd__set_u32(p, (uint32_t)v); kd__set_u32(p + 4, (uint32_t)(v >> 32));
 }
 
+/* ---- bounds-checked reading of a file image ---------------------------------------- */
+/* Each take moves past n bytes and returns them; past the end it returns NULL (0 for the
+** integers) and sets bad, which stays set: parse a whole structure, then check bad once.
+** Used by the loaders of checkpoints and saved vector indexes, which must stay in bounds
+** whatever the file holds. */
+typedef struct kd_rd {
+    const uint8_t *p;
+    size_t len, off;
+    int bad;
+} kd_rd;
+static inline const uint8_t *kd__take(kd_rd *r, size_t n) {
+    if (r->bad || r->len - r->off < n) {
+        r->bad = 1;
+        return NULL;
+    }
+    const uint8_t *p = r->p + r->off;
+    r->off += n;
+    return p;
+}
+static inline uint32_t kd__take8(kd_rd *r) { const uint8_t *p = kd__take(r, 1); return p ? *p : 0; }
+static inline uint32_t kd__take16(kd_rd *r) { const uint8_t *p = kd__take(r, 2); return p ? kd__get_u16(p) : 0; }
+static inline uint32_t kd__take32(kd_rd *r) { const uint8_t *p = kd__take(r, 4); return p ? kd__get_u32(p) : 0; }
+static inline uint64_t kd__take64(kd_rd *r) { const uint8_t *p = kd__take(r, 8); return p ? kd__get_u64(p) : 0; }
+
 /* ---- hashing --------------------------------------------------------------------- */
 /* A 64-bit hash of n bytes for in-memory hash tables (FNV-1a with a final mix, so every
 ** bit depends on every byte; not for anything an attacker must not collide). */

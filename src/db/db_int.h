@@ -86,6 +86,9 @@ int kd__db_apply_commit(kd_db *db, const kd_commit *c, uint64_t payload_loc, int
 /* checkpoint.c — snapshots the index under wmu, waits until the log is durable up to
 ** the snapshot, then writes the file. The caller must not hold wmu. */
 int kd__checkpoint_write(kd_db *db);
+/* Writes p[0..n) to <db>/name so that a crash leaves the old file or the new one: through
+** name.tmp, fsynced, renamed over name, directory fsynced. */
+int kd__db_write_file(kd_db *db, const char *name, const void *p, size_t n);
 int kd__checkpoint_load(kd_db *db, int *loaded, uint64_t *log_pos);
 
 /* db.c */

@@ -45,11 +45,33 @@ static char *path_join(const char *dir, const char *name) {
     return p;
 }
 
+int kd__db_write_file(kd_db *db, const char *name, const void *p, size_t n) {
+    char *final = path_join(db->path, name), *tmp = NULL;
+    kd_file *f = NULL;
+    int rc;
+    size_t tl = final ? strlen(final) + 5 : 0;
+    if (!final || !(tmp = kd__malloc(tl))) {
+        kd__free(final);
+        return kd__err(KD_NOMEM, "out of memory");
+    }
+    snprintf(tmp, tl, "%s.tmp", final);
+    if ((rc = db->vfs->open(db->vfs, tmp, KD_OPEN_WRITE | KD_OPEN_CREATE, &f)) != KD_OK ||
+        (rc = db->vfs->truncate(f, 0)) != KD_OK || (rc = db->vfs->write(f, p, n, 0)) != KD_OK ||
+        (rc = db->vfs->sync(f)) != KD_OK)
+        goto out;
+    rc = db->vfs->close(f);
+    f = NULL;
+    if (rc == KD_OK && (rc = db->vfs->rename(db->vfs, tmp, final)) == KD_OK) rc = db->vfs->sync_dir(db->vfs, db->path);
+out:
+    if (f) db->vfs->close(f);
+    kd__free(tmp);
+    kd__free(final);
+    return rc;
+}
+
 int kd__checkpoint_write(kd_db *db) {
     kd_index *ix = &db->ix;
     kd_buf b = KD_BUF_INIT;
-    char *tmp = NULL, *final = NULL;
-    kd_file *f = NULL;
     int rc = KD_OK;
     uint64_t log_bytes = 0;
     pthread_mutex_lock(&db->ckpt_mu);
@@ -114,19 +136,11 @@ int kd__checkpoint_write(kd_db *db) {
     /* Never let the checkpoint get ahead of what the log has made durable. */
     if ((rc = kd__wal_wait_durable(&db->wal, nvers)) != KD_OK) goto out_unlocked;
     kd__buf_put_u32(&b, kd__crc32c(0, b.p + 64, b.len - 64));
-    if (!(tmp = path_join(db->path, "checkpoint.tmp")) || !(final = path_join(db->path, "checkpoint")) || b.oom) {
+    if (b.oom) {
         rc = kd__err(KD_NOMEM, "out of memory");
         goto out_unlocked;
     }
-    if ((rc = db->vfs->open(db->vfs, tmp, KD_OPEN_WRITE | KD_OPEN_CREATE, &f)) != KD_OK) goto out_unlocked;
-    if ((rc = db->vfs->truncate(f, 0)) != KD_OK) goto out_unlocked;
-    if ((rc = db->vfs->write(f, b.p, b.len, 0)) != KD_OK) goto out_unlocked;
-    if ((rc = db->vfs->sync(f)) != KD_OK) goto out_unlocked;
-    rc = db->vfs->close(f);
-    f = NULL;
-    if (rc != KD_OK) goto out_unlocked;
-    if ((rc = db->vfs->rename(db->vfs, tmp, final)) != KD_OK) goto out_unlocked;
-    if ((rc = db->vfs->sync_dir(db->vfs, db->path)) != KD_OK) goto out_unlocked;
+    if ((rc = kd__db_write_file(db, "checkpoint", b.p, b.len)) != KD_OK) goto out_unlocked;
     db->ckpt_seq = nvers;
     atomic_store(&db->ckpt_log_bytes, log_bytes);
     kd__buf_free(&b);
@@ -148,31 +162,9 @@ out:
     pthread_mutex_unlock(&db->wmu);
 out_unlocked:
     pthread_mutex_unlock(&db->ckpt_mu);
-    if (f) db->vfs->close(f);
     kd__buf_free(&b);
-    kd__free(tmp);
-    kd__free(final);
     return rc;
 }
-
-/* A bounds-checked reader over the checkpoint image. */
-typedef struct rd {
-    const uint8_t *p;
-    size_t len, off;
-    int bad;
-} rd;
-
-static const uint8_t *take(rd *r, size_t n) {
-    if (r->bad || r->len - r->off < n) {
-        r->bad = 1;
-        return NULL;
-    }
-    const uint8_t *p = r->p + r->off;
-    r->off += n;
-    return p;
-}
-static uint16_t take16(rd *r) { const uint8_t *p = take(r, 2); return p ? kd__get_u16(p) : 0; }
-static uint32_t take32(rd *r) { const uint8_t *p = take(r, 4); return p ? kd__get_u32(p) : 0; }
 
 /* Every position the loaded index names must lie inside the log the checkpoint covers,
 ** and every value reference must reach a version that stored the value itself, so that
@@ -246,10 +238,10 @@ int kd__checkpoint_load(kd_db *db, int *loaded, uint64_t *log_pos) {
     uint64_t nvers = kd__get_u64(img + 16), pos = kd__get_u64(img + 24);
     int64_t last_ts = (int64_t)kd__get_u64(img + 32);
     uint32_t nns = kd__get_u32(img + 40), nkeys = kd__get_u32(img + 44), nvals = kd__get_u32(img + 48);
-    rd r = {img, (size_t)size - 4, 64, 0};
+    kd_rd r = {img, (size_t)size - 4, 64, 0};
     for (uint32_t i = 0; i < nns && !r.bad; i++) {
-        uint16_t n = take16(&r);
-        const uint8_t *s = take(&r, n);
+        uint16_t n = kd__take16(&r);
+        const uint8_t *s = kd__take(&r, n);
         char name[KD_NS_MAX + 1];
         uint32_t got_ns;
         if (!s || n == 0 || n > KD_NS_MAX) { r.bad = 1; break; }
@@ -259,9 +251,9 @@ int kd__checkpoint_load(kd_db *db, int *loaded, uint64_t *log_pos) {
         if ((rc = kd__index_ns(ix, name, &got_ns)) != KD_OK) goto out;
     }
     for (uint32_t i = 0; i < nkeys && !r.bad; i++) {
-        uint32_t ns = take32(&r);
-        uint16_t n = take16(&r);
-        const uint8_t *s = take(&r, n);
+        uint32_t ns = kd__take32(&r);
+        uint16_t n = kd__take16(&r);
+        const uint8_t *s = kd__take(&r, n);
         uint32_t k;
         if (!s || ns >= nns || n == 0 || n > KD_KEY_MAX) { r.bad = 1; break; }
         if ((rc = kd__index_key(ix, ns, (const char *)s, n, &k)) != KD_OK) goto out;
@@ -269,7 +261,7 @@ int kd__checkpoint_load(kd_db *db, int *loaded, uint64_t *log_pos) {
     }
     if (!r.bad && (rc = kd__index_reserve(ix, nvers, nvals)) != KD_OK) goto out;
     for (uint32_t i = 0; i < nvals && !r.bad; i++) {
-        uint32_t seq = take32(&r), h = take32(&r);
+        uint32_t seq = kd__take32(&r), h = kd__take32(&r);
         if (seq == 0 || seq > nvers) r.bad = 1;
         else if (!r.bad) kd__index_add_val(ix, h, seq);
     }

@@ -277,24 +277,18 @@ fail:
 
 /* ---- files -------------------------------------------------------------------------- */
 
-static char *vidx_path(const kd_db *db, const vidx *x, const char *suffix) {
+/* The file name of x's index: vec-<metric>-<FNV-1a of the model, 16 hex digits>.idx. */
+static void vidx_name(const vidx *x, char out[64]) {
     uint64_t h = 1469598103934665603ull;
     for (size_t i = 0; i < x->model_json.len; i++) h = (h ^ (uint8_t)x->model_json.p[i]) * 1099511628211ull;
-    size_t n = strlen(db->path) + 64;
-    char *p = kd__malloc(n);
-    if (p) snprintf(p, n, "%s/vec-%s-%016llx.idx%s", db->path, metric_name[x->metric], (unsigned long long)h, suffix);
-    return p;
+    snprintf(out, 64, "vec-%s-%016llx.idx", metric_name[x->metric], (unsigned long long)h);
 }
 
 static int vidx_save(kd_db *db, vidx *x) {
     kd_buf b = KD_BUF_INIT;
-    char *tmp = vidx_path(db, x, ".tmp"), *final = vidx_path(db, x, "");
-    kd_file *f = NULL;
+    char name[64];
     int rc = KD_OK;
-    if (!tmp || !final) {
-        rc = kd__err(KD_NOMEM, "out of memory");
-        goto out;
-    }
+    vidx_name(x, name);
     kd__buf_append(&b, vidx_magic, 8);
     kd__buf_put_u32(&b, VIDX_FORMAT);
     kd__buf_put_u32(&b, (uint32_t)x->metric);
@@ -334,24 +328,12 @@ static int vidx_save(kd_db *db, vidx *x) {
         rc = kd__err(KD_NOMEM, "out of memory");
         goto out;
     }
-    if ((rc = db->vfs->open(db->vfs, tmp, KD_OPEN_WRITE | KD_OPEN_CREATE, &f)) != KD_OK ||
-        (rc = db->vfs->truncate(f, 0)) != KD_OK || (rc = db->vfs->write(f, b.p, b.len, 0)) != KD_OK ||
-        (rc = db->vfs->sync(f)) != KD_OK)
-        goto out;
-    rc = db->vfs->close(f);
-    f = NULL;
-    if (rc != KD_OK || (rc = db->vfs->rename(db->vfs, tmp, final)) != KD_OK ||
-        (rc = db->vfs->sync_dir(db->vfs, db->path)) != KD_OK)
-        goto out;
-    x->saved = x->applied;
+    if ((rc = kd__db_write_file(db, name, b.p, b.len)) == KD_OK) x->saved = x->applied;
 out:
-    if (f) db->vfs->close(f);
     if (rc != KD_OK)
-        kd__log(KD_LOG_WARN, "could not save the vector index %s (%s); it will be rebuilt after a reopen",
-                final ? final : "?", kd__errmsg_get());
+        kd__log(KD_LOG_WARN, "could not save the vector index %s/%s (%s); it will be rebuilt after a reopen",
+                db->path, name, kd__errmsg_get());
     kd__buf_free(&b);
-    kd__free(tmp);
-    kd__free(final);
     return rc;
 }
 
@@ -395,26 +377,6 @@ static void vstate_stats(void *p, kd_stats *out) {
     out->vector_index_loads = atomic_load(&st->loads);
     out->vector_index_builds = atomic_load(&st->builds);
 }
-
-/* A bounds-checked reader over a file image. */
-typedef struct rd {
-    const uint8_t *p;
-    size_t len, off;
-    int bad;
-} rd;
-static const uint8_t *take(rd *r, size_t n) {
-    if (r->bad || r->len - r->off < n) {
-        r->bad = 1;
-        return NULL;
-    }
-    const uint8_t *p = r->p + r->off;
-    r->off += n;
-    return p;
-}
-static uint32_t take8(rd *r) { const uint8_t *p = take(r, 1); return p ? *p : 0; }
-static uint32_t take16(rd *r) { const uint8_t *p = take(r, 2); return p ? kd__get_u16(p) : 0; }
-static uint32_t take32(rd *r) { const uint8_t *p = take(r, 4); return p ? kd__get_u32(p) : 0; }
-static uint64_t take64(rd *r) { const uint8_t *p = take(r, 8); return p ? kd__get_u64(p) : 0; }
 
 /* Checks the loaded ids against the log as of x->applied (vids: the first 8 bytes of each
 ** live id's version id, by id) and points their keys at the index's arena:
@@ -474,7 +436,10 @@ static int vidx_verify(kd_db *db, vidx *x, const uint8_t *vids) {
 ** of a visible seq. *loaded = 0 (x untouched) when there is no usable file; errors only
 ** for KD_NOMEM. */
 static int vidx_load(kd_db *db, vidx *x, int *loaded) {
-    char *path = vidx_path(db, x, "");
+    char name[64], *path;
+    vidx_name(x, name);
+    size_t pl = strlen(db->path) + strlen(name) + 2;
+    if ((path = kd__malloc(pl))) snprintf(path, pl, "%s/%s", db->path, name);
     kd_file *f = NULL;
     uint8_t *img = NULL, *vids = NULL;
     uint64_t size = 0;
@@ -495,12 +460,12 @@ static int vidx_load(kd_db *db, vidx *x, int *loaded) {
     if (rc == KD_OK) rc = db->vfs->read(f, img, (size_t)size, 0, &got);
     if (rc == KD_OK && got != size) rc = kd__err(KD_IOERR, "short read");
     if (rc != KD_OK) goto out;
-    rd r = {img, (size_t)size - 4, 0, 0};
-    const uint8_t *magic = take(&r, 8);
-    uint32_t format = take32(&r), metric = take32(&r), dim = take32(&r), m = take32(&r), efc = take32(&r);
-    uint64_t applied = take64(&r);
-    uint32_t mlen = take32(&r);
-    const uint8_t *model = take(&r, mlen);
+    kd_rd r = {img, (size_t)size - 4, 0, 0};
+    const uint8_t *magic = kd__take(&r, 8);
+    uint32_t format = kd__take32(&r), metric = kd__take32(&r), dim = kd__take32(&r), m = kd__take32(&r), efc = kd__take32(&r);
+    uint64_t applied = kd__take64(&r);
+    uint32_t mlen = kd__take32(&r);
+    const uint8_t *model = kd__take(&r, mlen);
     if (r.bad || memcmp(magic, vidx_magic, 8) != 0 || kd__get_u32(img + size - 4) != kd__crc32c(0, img, (size_t)size - 4)) {
         why = "bad checksum or header";
         goto out;
@@ -519,10 +484,10 @@ static int vidx_load(kd_db *db, vidx *x, int *loaded) {
         why = "it is ahead of the log";
         goto out;
     }
-    uint32_t nns = take32(&r);
+    uint32_t nns = kd__take32(&r);
     for (uint32_t i = 0; i < nns && !r.bad; i++) {
-        uint32_t n = take16(&r), got_ns;
-        const uint8_t *s = take(&r, n);
+        uint32_t n = kd__take16(&r), got_ns;
+        const uint8_t *s = kd__take(&r, n);
         char name[KD_NS_MAX + 1];
         if (!s || n == 0 || n > KD_EMBED_NS_MAX) { r.bad = 1; break; }
         memcpy(name, s, n);
@@ -530,18 +495,18 @@ static int vidx_load(kd_db *db, vidx *x, int *loaded) {
         if ((rc = vidx_ns(x, name, &got_ns)) != KD_OK) goto out;
         if (got_ns != i) r.bad = 1; /* a repeated name */
     }
-    uint32_t nslot = take32(&r);
+    uint32_t nslot = kd__take32(&r);
     if (!r.bad && nslot > (r.len - r.off) / 7) r.bad = 1; /* each id takes at least 7 bytes */
     if (!r.bad && !(vids = kd__malloc(8 * (size_t)(nslot ? nslot : 1)))) {
         rc = kd__err(KD_NOMEM, "out of memory");
         goto out;
     }
     for (uint32_t i = 0; i < nslot && !r.bad; i++) {
-        uint32_t ns = take32(&r), klen = take16(&r), id;
-        const uint8_t *key = take(&r, klen);
-        uint32_t live = take8(&r);
-        uint64_t seq = live ? take64(&r) : 0;
-        const uint8_t *vid = live ? take(&r, 8) : NULL;
+        uint32_t ns = kd__take32(&r), klen = kd__take16(&r), id;
+        const uint8_t *key = kd__take(&r, klen);
+        uint32_t live = kd__take8(&r);
+        uint64_t seq = live ? kd__take64(&r) : 0;
+        const uint8_t *vid = live ? kd__take(&r, 8) : NULL;
         if (r.bad || ns >= nns || klen == 0 || klen > KD_KEY_MAX || live > 1 || (live && (seq == 0 || seq > applied))) {
             r.bad = 1;
             break;
@@ -554,8 +519,8 @@ static int vidx_load(kd_db *db, vidx *x, int *loaded) {
             x->ns_live[ns]++;
         }
     }
-    uint64_t glen = take64(&r);
-    const uint8_t *graph = glen <= r.len - r.off ? take(&r, (size_t)glen) : NULL;
+    uint64_t glen = kd__take64(&r);
+    const uint8_t *graph = glen <= r.len - r.off ? kd__take(&r, (size_t)glen) : NULL;
     if (r.bad || !graph || r.off != r.len) { why = "malformed"; goto out; }
     if ((rc = kd__hnsw_load(graph, (size_t)glen, &x->h)) != KD_OK) {
         if (rc == KD_NOMEM) goto out;

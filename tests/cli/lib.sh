@@ -73,3 +73,25 @@ stop_server() {
     SERVER_RC=$?
     SERVER_PID=""
 }
+
+# future_clock: builds $T_DIR/future.so, an LD_PRELOAD shim whose wall clock reads
+# 2100-01-01T00:00:00Z (other clocks are left alone), so that a seed database's first
+# commit has a known timestamp and later ones "previous + 1 us" in every run alike.
+future_clock() {
+    cat >"$T_DIR/future.c" <<'EOF'
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <time.h>
+int clock_gettime(clockid_t id, struct timespec *ts) {
+    static int (*real)(clockid_t, struct timespec *);
+    if (id == CLOCK_REALTIME) {
+        ts->tv_sec = 4102444800;
+        ts->tv_nsec = 0;
+        return 0;
+    }
+    if (!real) real = (int (*)(clockid_t, struct timespec *))dlsym(RTLD_NEXT, "clock_gettime");
+    return real(id, ts);
+}
+EOF
+    cc -shared -fPIC -o "$T_DIR/future.so" "$T_DIR/future.c" -ldl || { echo "cannot build the clock shim"; exit 1; }
+}

@@ -25,23 +25,7 @@ trap 'stop_server; [ -n "${KEEP_T_DIR:-}" ] || rm -rf "$T_DIR"' EXIT
 
 # ---- the seed database -----------------------------------------------------------------
 
-cat >"$T_DIR/future.c" <<'EOF'
-#define _GNU_SOURCE
-#include <dlfcn.h>
-#include <time.h>
-/* The wall clock reads 2100-01-01T00:00:00Z; other clocks are left alone. */
-int clock_gettime(clockid_t id, struct timespec *ts) {
-    static int (*real)(clockid_t, struct timespec *);
-    if (id == CLOCK_REALTIME) {
-        ts->tv_sec = 4102444800;
-        ts->tv_nsec = 0;
-        return 0;
-    }
-    if (!real) real = (int (*)(clockid_t, struct timespec *))dlsym(RTLD_NEXT, "clock_gettime");
-    return real(id, ts);
-}
-EOF
-cc -shared -fPIC -o "$T_DIR/future.so" "$T_DIR/future.c" -ldl || { echo "cannot build the clock shim"; exit 1; }
+future_clock
 
 SEED="$T_DIR/seed"
 seed() { "$KDELTA" --db "$SEED" "$@" >/dev/null || { echo "seed failed: $*" >&2; exit 1; }; }

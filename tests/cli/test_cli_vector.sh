@@ -319,23 +319,7 @@ expect_rc 3
 # 2100-01-01 (an LD_PRELOAD shim); later commits get "previous + 1 µs" in every run alike.
 # (The first embedding of a model also records the model's dimension: one more commit.)
 
-cat >"$T_DIR/future.c" <<'EOF'
-#define _GNU_SOURCE
-#include <dlfcn.h>
-#include <time.h>
-/* The wall clock reads 2100-01-01T00:00:00Z; other clocks are left alone. */
-int clock_gettime(clockid_t id, struct timespec *ts) {
-    static int (*real)(clockid_t, struct timespec *);
-    if (id == CLOCK_REALTIME) {
-        ts->tv_sec = 4102444800;
-        ts->tv_nsec = 0;
-        return 0;
-    }
-    if (!real) real = (int (*)(clockid_t, struct timespec *))dlsym(RTLD_NEXT, "clock_gettime");
-    return real(id, ts);
-}
-EOF
-cc -shared -fPIC -o "$T_DIR/future.so" "$T_DIR/future.c" -ldl || { echo "cannot build the clock shim"; exit 1; }
+future_clock
 
 SEED="$T_DIR/seed"
 seed() { "$KDELTA" --db "$SEED" "$@" >/dev/null || { echo "seed failed: $*" >&2; exit 1; }; }
