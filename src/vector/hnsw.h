@@ -23,10 +23,9 @@
 ** in the graph for navigation and is never returned; kd__hnsw_count() reports how many
 ** such nodes exist so the caller can rebuild (e.g. when deleted > live).
 **
-** Memory layout (see hnsw.c): vectors in one contiguous float array (node-major),
-** level-0 adjacency as one array of fixed-size records (count + 2*M ids), one byte of
-** level per node, node->id and id->node arrays, and a small separately allocated list for
-** the ~1/M nodes that live on upper levels.
+** Memory layout (see hnsw.c): one block per node holding its level-0 links (count + 2*M
+** ids) followed by its vector, one byte of level per node, node->id and id->node arrays,
+** and a small separately allocated list for the ~1/M nodes that live on upper levels.
 **
 ** Errors: KD_INVALID (bad argument, with a kd__err message), KD_NOMEM, KD_NOTFOUND
 ** (remove of an id that is not in the index), KD_CORRUPT (load: checksum, bounds or
