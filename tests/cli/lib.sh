@@ -95,3 +95,27 @@ int clock_gettime(clockid_t id, struct timespec *ts) {
 EOF
     cc -shared -fPIC -o "$T_DIR/future.so" "$T_DIR/future.c" -ldl || { echo "cannot build the clock shim"; exit 1; }
 }
+
+# three_ways: runs the caller's `script` function three times, each on a fresh copy of
+# the database $SEED at $W: locally (--db), through --url, and routed through a server
+# holding the copy. script's commands run "$KDELTA" "${PRE[@]}" ... and keep their output
+# under $WAY_DIR ($T_DIR/way-local, way-url, way-routed) for the caller to compare. Both
+# servers must stop with exit code 0.
+three_ways() {
+    W="$T_DIR/w"
+    local name
+    for name in local url routed; do
+        rm -rf "$W" && cp -a "$SEED" "$W"
+        WAY_DIR="$T_DIR/way-$name"
+        mkdir -p "$WAY_DIR"
+        case $name in
+        local) PRE=(--db "$W"); script ;;
+        url) start_server "$W"; PRE=(--db "$T_DIR/not-a-db" --url "$URL"); script ;;
+        routed) start_server "$W"; PRE=(--db "$W"); script ;;
+        esac
+        if [ "$name" != local ]; then
+            stop_server
+            expect_eq "$SERVER_RC" 0
+        fi
+    done
+}

@@ -184,31 +184,7 @@ script() {
     step --json query users --sort age
 }
 
-# run_way NAME DB-ARGS...: the script on a fresh copy of the seed at $T_DIR/db.
-run_way() {
-    local name=$1
-    shift
-    WAY_DIR="$T_DIR/way-$name"
-    mkdir -p "$WAY_DIR"
-    PRE=("$@")
-    script
-}
-
-W="$T_DIR/w"
-rm -rf "$W" && cp -a "$SEED" "$W"
-run_way local --db "$W"
-
-rm -rf "$W" && cp -a "$SEED" "$W"
-start_server "$W"
-run_way url --db "$T_DIR/not-a-db" --url "$URL"
-stop_server
-expect_eq "$SERVER_RC" 0
-
-rm -rf "$W" && cp -a "$SEED" "$W"
-start_server "$W"
-run_way routed --db "$W"
-stop_server
-expect_eq "$SERVER_RC" 0
+three_ways
 expect_eq "$([ -e "$W/serve.addr" ] && echo left || echo removed)" removed
 
 mask() { sed -E 's/(Disk bytes: +)[0-9]+/\1N/; s/("disk_bytes":)[0-9]+/\1N/' "$1"; }

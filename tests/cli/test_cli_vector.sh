@@ -403,30 +403,7 @@ script() {
     step embedding s/u
 }
 
-run_way() {
-    local name=$1
-    shift
-    WAY_DIR="$T_DIR/way-$name"
-    mkdir -p "$WAY_DIR"
-    PRE=("$@")
-    script
-}
-
-W="$T_DIR/w"
-rm -rf "$W" && cp -a "$SEED" "$W"
-run_way local --db "$W"
-
-rm -rf "$W" && cp -a "$SEED" "$W"
-start_server "$W"
-run_way url --db "$T_DIR/not-a-db" --url "$URL"
-stop_server
-expect_eq "$SERVER_RC" 0
-
-rm -rf "$W" && cp -a "$SEED" "$W"
-start_server "$W"
-run_way routed --db "$W"
-stop_server
-expect_eq "$SERVER_RC" 0
+three_ways
 
 compare_ways() {
     local a=$1 b=$2 i
