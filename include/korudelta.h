@@ -293,6 +293,18 @@ int kd_check(kd_db *db, int deep, kd_check_report *report);
 ** kd_open refuses as corrupt. */
 int kd_check_path(const char *path, int deep, kd_check_report *report);
 
+/* Progress of a long operation: done of total units (bytes for kd_backup). */
+typedef void (*kd_progress_fn)(void *ctx, uint64_t done, uint64_t total);
+
+/* Writes a consistent copy of the database into directory dir (created if missing; it
+** must be empty) while the database stays in use: every version committed when the call
+** began, with the same ids and timestamps, and nothing later. Commits wait only while the
+** call notes where the log ends; checkpoints wait for the copy. The copy opens as a
+** database. progress (may be NULL) is called as bytes are copied. Errors: KD_INVALID (dir
+** not empty), KD_READONLY (a read-only handle, or a log that failed an fsync), KD_IOERR,
+** KD_FULL, KD_NOMEM. */
+int kd_backup(kd_db *db, const char *dir, kd_progress_fn progress, void *ctx);
+
 /* ------------------------------------------------------------------------------------ */
 /* Change feed                                                                           */
 

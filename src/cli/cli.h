@@ -253,6 +253,7 @@ int cli_cmd_batch(cli *c);
 int cli_cmd_list(cli *c);
 int cli_cmd_status(cli *c);
 int cli_cmd_check(cli *c);
+int cli_cmd_backup(cli *c);
 int cli_cmd_query(cli *c);
 int cli_cmd_view(cli *c);
 int cli_cmd_serve(cli *c);   /* cli_serve.c */

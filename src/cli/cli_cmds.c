@@ -524,3 +524,62 @@ int cli_cmd_check(cli *c) {
     }
     return 0;
 }
+
+/* ---- backup -------------------------------------------------------------------------------- */
+
+/* A progress bar on stderr, redrawn at most every percent; only on a terminal. */
+typedef struct bar {
+    int last;
+} bar;
+
+static void draw_bar(void *ctx, uint64_t done, uint64_t total) {
+    bar *b = ctx;
+    int pct = total ? (int)(done * 100 / total) : 100;
+    if (pct == b->last) return;
+    b->last = pct;
+    char line[80];
+    int fill = pct * 40 / 100;
+    int n = snprintf(line, sizeof line, "\rbackup [%.*s%*s] %3d%%", fill, "########################################",
+                     40 - fill, "", pct);
+    if (n > 0) fwrite(line, 1, (size_t)n, stderr);
+}
+
+int cli_cmd_backup(cli *c) {
+    char abs[PATH_MAX];
+    const char *dir = c->pos[0];
+    char *path = NULL;
+    uint64_t bytes = 0;
+    bar b = {-1};
+    int rc, code;
+    if (!dir[0]) return cli_fail(c, CLI_RC_USAGE, "backup: the directory is empty");
+    /* The server (when there is one) works from its own directory: name the target
+    ** absolutely, from here. */
+    if (dir[0] != '/') {
+        if (!getcwd(abs, sizeof abs) || strlen(abs) + strlen(dir) + 2 > sizeof abs)
+            return cli_fail(c, KD_IOERR, "backup: cannot name %s absolutely", dir);
+        strcat(abs, "/");
+        strcat(abs, dir);
+        dir = abs;
+    }
+    if ((code = cli_connect(c)) != 0) return code;
+    int tty = !c->json && isatty(STDERR_FILENO) && !c->remote;
+    rc = cli_op_backup(c, dir, tty ? draw_bar : NULL, &b, &bytes);
+    if (tty && b.last >= 0) fputs("\n", stderr);
+    if (rc != KD_OK) return cli_fail_kd(c, rc, "backup");
+    if ((rc = cli_op_status(c, &(kd_stats){0}, &path)) != KD_OK) return cli_fail_kd(c, rc, NULL);
+    if (c->json) {
+        cli_buf_puts(&c->out, "{");
+        cli_json_key(&c->out, "bytes");
+        cli_buf_printf(&c->out, "%llu,", (unsigned long long)bytes);
+        cli_json_key(&c->out, "dir");
+        cli_json_cstr(&c->out, dir);
+        cli_buf_puts(&c->out, ",");
+        cli_json_key(&c->out, "source");
+        cli_json_cstr(&c->out, path);
+        cli_buf_puts(&c->out, "}\n");
+    } else {
+        cli_buf_printf(&c->out, "Backed up %s to %s (%llu bytes)\n", path, dir, (unsigned long long)bytes);
+    }
+    free(path);
+    return 0;
+}

@@ -263,6 +263,16 @@ static const cli_cmd commands[] = {
      "Options:\n"
      "  --deep   also re-hash every value and version header\n",
      CLI_OPT_DEEP, 0, 0, cli_cmd_check},
+    {"backup", "DIR", "copy the database, consistently, while it is in use",
+     "Writes a consistent copy of the database into directory DIR (created if missing; it\n"
+     "must be empty): every version committed when the command started, with the same ids\n"
+     "and timestamps. Writers go on meanwhile. The copy opens as a database. Through a\n"
+     "server (--url, or a database held by kdelta serve), the server writes the copy: DIR\n"
+     "is a path on the server's machine. A progress bar is drawn on a terminal.\n"
+     "\n"
+     "Example:\n"
+     "  kdelta backup /var/backups/korudelta-2026-11-24\n",
+     0, 1, 1, cli_cmd_backup},
     {"serve", "", "serve the database over HTTP",
      "Opens the database and serves the HTTP API (docs/http.md) until SIGINT, SIGTERM or\n"
      "SIGHUP, then finishes the requests in flight, syncs and exits 0 (a second signal stops\n"

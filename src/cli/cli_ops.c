@@ -726,6 +726,46 @@ out:
     return rc;
 }
 
+typedef struct backup_count {
+    kd_progress_fn progress;
+    void *ctx;
+    uint64_t bytes;
+} backup_count;
+
+static void backup_progress(void *ctx, uint64_t done, uint64_t total) {
+    backup_count *b = ctx;
+    b->bytes = done;
+    if (b->progress) b->progress(b->ctx, done, total);
+}
+
+int cli_op_backup(cli *c, const char *dir, kd_progress_fn progress, void *ctx, uint64_t *bytes) {
+    cli_buf p = {0}, body = {0};
+    cli_http_res res;
+    int rc;
+    *bytes = 0;
+    if (!c->remote) {
+        backup_count b = {progress, ctx, 0};
+        rc = kd_backup(c->db, dir, backup_progress, &b);
+        *bytes = b.bytes;
+        return rc;
+    }
+    cli_buf_puts(&p, "/api/v1/_backup");
+    cli_buf_puts(&body, "{\"dir\":");
+    cli_json_cstr(&body, dir);
+    cli_buf_puts(&body, "}");
+    if (body.oom) {
+        cli_buf_free(&p);
+        return op_error(c, KD_NOMEM, "out of memory");
+    }
+    if ((rc = call(c, "POST", &p, body.p, body.len, NULL, &res)) == KD_OK &&
+        read_u64(kd_json_get(root(&res), "bytes"), bytes) != KD_OK)
+        rc = malformed(c, "a backup report");
+    cli_http_res_free(&res);
+    cli_buf_free(&p);
+    cli_buf_free(&body);
+    return rc;
+}
+
 /* ---- queries and views ------------------------------------------------------------------- */
 
 /* The JSON form of q for a request body, with what kd_query_to_json cannot say: a time the

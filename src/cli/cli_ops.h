@@ -109,6 +109,10 @@ int cli_op_status(cli *c, kd_stats *st, char **path);
 ** not wanted. */
 int cli_op_check(cli *c, int deep, kd_check_report *r, char **path);
 
+/* As kd_backup into dir (an absolute path: remotely it names a directory on the server's
+** machine); *bytes receives the bytes copied. progress is only called locally. */
+int cli_op_backup(cli *c, const char *dir, kd_progress_fn progress, void *ctx, uint64_t *bytes);
+
 /* ---- queries and views ---------------------------------------------------------------- */
 
 /* As kd_query_run. at_spec, when not NULL, is a version-id time the server resolves (see

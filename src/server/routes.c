@@ -881,6 +881,56 @@ static struct MHD_Response *h_check(srv *s, srv_req *r, unsigned *status) {
     return srv_buf_response(&b);
 }
 
+static void count_bytes(void *ctx, uint64_t done, uint64_t total) {
+    (void)total;
+    *(uint64_t *)ctx = done;
+}
+
+/* POST /api/v1/_backup {"dir": absolute path on the server's machine}. */
+static struct MHD_Response *h_backup(srv *s, srv_req *r, unsigned *status) {
+    static const char shape[] = "{\"dir\":\"/absolute/path\"}";
+    struct MHD_Response *resp;
+    char *canon = NULL, *dir = NULL;
+    size_t clen;
+    kd_json_val doc, name;
+    size_t pos = 0;
+    uint64_t bytes = 0;
+    srv_buf b = {0};
+    int rc;
+    if ((resp = srv_body_object(r, shape, &canon, &clen, &doc, status))) return resp;
+    while (kd_json_next(doc, &pos, &name, NULL)) {
+        char *m = NULL;
+        size_t ml = 0;
+        if (kd_json_string(name, &m, &ml) != KD_OK) {
+            resp = srv_fail_kd(status, KD_NOMEM, NULL);
+            goto out;
+        }
+        int known = ml == 3 && memcmp(m, "dir", 3) == 0;
+        if (!known) resp = srv_fail(status, MHD_HTTP_BAD_REQUEST, "invalid", "unknown member \"%.64s\": the body must be %s", m, shape);
+        kd_free(m);
+        if (!known) goto out;
+    }
+    if ((resp = srv_member_string(doc, "dir", "", &dir, status))) goto out;
+    if (!dir || dir[0] != '/') {
+        resp = srv_fail(status, MHD_HTTP_BAD_REQUEST, "invalid",
+                        "\"dir\" must be an absolute path on the server's machine");
+        goto out;
+    }
+    if ((rc = kd_backup(s->db, dir, count_bytes, &bytes)) != KD_OK) {
+        resp = srv_fail_kd(status, rc, NULL);
+        goto out;
+    }
+    srv_buf_printf(&b, "{\"bytes\":%llu,\"dir\":", (unsigned long long)bytes);
+    srv_buf_json_str(&b, dir, strlen(dir));
+    srv_buf_puts(&b, "}");
+    *status = MHD_HTTP_OK;
+    resp = srv_buf_response(&b);
+out:
+    kd_free(canon);
+    kd_free(dir);
+    return resp;
+}
+
 static struct MHD_Response *h_changes(srv *s, srv_req *r, unsigned *status) {
     *status = MHD_HTTP_OK;
     return srv_changes(s, r->conn, status);
@@ -917,6 +967,7 @@ static const route_def routes[SRV_NROUTES] = {
     [SRV_R_STATUS] = {"/api/v1/_status", "GET", {[SRV_GET] = h_status}},
     [SRV_R_CHECK] = {"/api/v1/_check", "GET", {[SRV_GET] = h_check}},
     [SRV_R_CHANGES] = {"/api/v1/_changes", "GET", {[SRV_GET] = h_changes}},
+    [SRV_R_BACKUP] = {"/api/v1/_backup", "POST", {[SRV_POST] = h_backup}},
     /* vector search: routes_vector.c */
     [SRV_R_EMBEDDING] = {"/api/v1/{ns}/{key}/_embedding", "GET, PUT, DELETE",
                          {[SRV_GET] = srv_h_embedding_get, [SRV_PUT] = srv_h_embedding_put,
@@ -959,6 +1010,7 @@ static int match_route(const srv_req *r) {
         if (streq(g[0], "_status")) return SRV_R_STATUS;
         if (streq(g[0], "_check")) return SRV_R_CHECK;
         if (streq(g[0], "_changes")) return SRV_R_CHANGES;
+        if (streq(g[0], "_backup")) return SRV_R_BACKUP;
         if (streq(g[0], "_search")) return SRV_R_SEARCH;
         return SRV_R_UNMATCHED;
     }
