@@ -57,4 +57,54 @@ struct kd_vfs {
 kd_vfs *kd__os_unix(void);                 /* the process-wide, stateless unix backend */
 void kd__os_names_free(char **names, size_t n);
 
+/* ---- os_mem.c: the in-memory backend for fault and power-loss tests ---------------- */
+/* Kinds of call, for counting and for choosing which call a fault hits. */
+enum {
+    KD_MEM_OP_OPEN, KD_MEM_OP_READ, KD_MEM_OP_WRITE, KD_MEM_OP_SYNC, KD_MEM_OP_RENAME,
+    KD_MEM_OP_TRUNCATE, KD_MEM_OP_SYNC_DIR, KD_MEM_OP_REMOVE, KD_MEM_OP_LIST,
+    KD_MEM_OP_MKDIRS, KD_MEM_OP_MAP, KD_MEM_OP_LOCK, KD_MEM_NOPS
+};
+#define KD_MEM_OPEN     (1u << KD_MEM_OP_OPEN)
+#define KD_MEM_READ     (1u << KD_MEM_OP_READ)
+#define KD_MEM_WRITE    (1u << KD_MEM_OP_WRITE)
+#define KD_MEM_SYNC     (1u << KD_MEM_OP_SYNC)
+#define KD_MEM_RENAME   (1u << KD_MEM_OP_RENAME)
+#define KD_MEM_TRUNCATE (1u << KD_MEM_OP_TRUNCATE)
+#define KD_MEM_SYNC_DIR (1u << KD_MEM_OP_SYNC_DIR)
+#define KD_MEM_REMOVE   (1u << KD_MEM_OP_REMOVE)
+#define KD_MEM_LIST     (1u << KD_MEM_OP_LIST)
+#define KD_MEM_MKDIRS   (1u << KD_MEM_OP_MKDIRS)
+#define KD_MEM_MAP      (1u << KD_MEM_OP_MAP)
+#define KD_MEM_LOCK     (1u << KD_MEM_OP_LOCK)
+#define KD_MEM_ALL      ((1u << KD_MEM_NOPS) - 1)
+/* The calls of the sweeps: write, fsync (files and directories), rename, open, read. */
+#define KD_MEM_IO (KD_MEM_OPEN | KD_MEM_READ | KD_MEM_WRITE | KD_MEM_SYNC | KD_MEM_RENAME | KD_MEM_SYNC_DIR)
+#define KD_MEM_STICKY   (1u << 31) /* with kd__os_mem_fail: every matching call from the nth on fails */
+
+/* A new, empty in-memory file system ("/" exists). seed drives every random choice (torn
+** write lengths, random()). The clock starts at 2026-01-01T00:00:00Z and advances 1 ms per
+** now_us call. NULL when out of memory. Free with kd__os_mem_free once nothing uses it. */
+kd_vfs *kd__os_mem_new(uint64_t seed);
+void kd__os_mem_free(kd_vfs *vfs);
+/* Arms one fault (replacing any armed one): the nth call from now matching op_mask fails
+** with error (KD_IOERR or KD_FULL) and a message saying it was injected; a failing write
+** first writes a random prefix of its bytes. With KD_MEM_STICKY in op_mask, every later
+** matching call fails too. nth = 0 disarms. */
+void kd__os_mem_fail(kd_vfs *vfs, unsigned op_mask, uint64_t nth, int error);
+/* Arms a crash: the nth matching call from now completes (and returns success), then the
+** backend freezes as if the process had died: every later call fails with KD_IOERR until
+** kd__os_mem_power_loss. */
+void kd__os_mem_crash_at(kd_vfs *vfs, unsigned op_mask, uint64_t nth);
+int kd__os_mem_fired(kd_vfs *vfs);                     /* did the armed fault/crash fire? */
+int kd__os_mem_frozen(kd_vfs *vfs);
+uint64_t kd__os_mem_calls(kd_vfs *vfs, unsigned op_mask); /* matching calls so far */
+uint64_t kd__os_mem_faults(kd_vfs *vfs);               /* injected faults so far */
+void kd__os_mem_set_clock(kd_vfs *vfs, int64_t now_us, int64_t step_us);
+/* Power cut: each file falls back to its last synced contents plus, in order, a random
+** number of its later writes and truncates, the next write torn at a random byte; names
+** not covered by sync_dir may be undone (per directory). Handles opened before it are
+** dead: calls on them fail, and path calls fail until they are all closed. Unfreezes
+** and disarms. KD_NOMEM only. */
+int kd__os_mem_power_loss(kd_vfs *vfs, uint64_t seed);
+
 #endif
