@@ -83,7 +83,7 @@ typedef struct cli_qopt {
     const char *val;            /* its value; NULL for --count */
 } cli_qopt;
 
-#define CLI_MAX_POS 4
+#define CLI_MAX_POS 16
 
 typedef struct cli {
     const struct cli_cmd *cmd;
@@ -102,6 +102,7 @@ typedef struct cli {
     int verbose;                /* get --verbose */
     int all;                    /* list --all */
     int deep;                   /* check --deep */
+    int current;                /* export --current */
     int has_limit;
     uint64_t limit;             /* log --limit (0 = all); query/view --limit (0 = none) */
     const char *bad_limit;      /* an unparseable --limit, reported once the command is known
@@ -198,7 +199,8 @@ enum {
     CLI_OPT_TYPES = 1u << 21,
     CLI_OPT_VECTOR = 1u << 22,      /* --vector --vector-file --model (embed, search) */
     CLI_OPT_EMBED = 1u << 23,       /* --meta --delete (embed) */
-    CLI_OPT_SEARCH = 1u << 24       /* --top-k --threshold --metric --meta-filter --exact --ef */
+    CLI_OPT_SEARCH = 1u << 24,      /* --top-k --threshold --metric --meta-filter --exact --ef */
+    CLI_OPT_EXPORT = 1u << 25       /* --current */
 };
 
 /* ---- errors --------------------------------------------------------------------------- */
@@ -254,6 +256,9 @@ int cli_cmd_list(cli *c);
 int cli_cmd_status(cli *c);
 int cli_cmd_check(cli *c);
 int cli_cmd_backup(cli *c);
+int cli_cmd_export(cli *c);
+int cli_cmd_import(cli *c);
+void cli_progress_bar(void *ctx, uint64_t done, uint64_t total);
 int cli_cmd_query(cli *c);
 int cli_cmd_view(cli *c);
 int cli_cmd_serve(cli *c);   /* cli_serve.c */

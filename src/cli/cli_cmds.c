@@ -527,19 +527,16 @@ int cli_cmd_check(cli *c) {
 
 /* ---- backup -------------------------------------------------------------------------------- */
 
-/* A progress bar on stderr, redrawn at most every percent; only on a terminal. */
-typedef struct bar {
-    int last;
-} bar;
-
-static void draw_bar(void *ctx, uint64_t done, uint64_t total) {
-    bar *b = ctx;
+/* A progress bar on stderr, redrawn at most every percent; callers draw it only on a
+** terminal. ctx: an int, -1 at first. */
+void cli_progress_bar(void *ctx, uint64_t done, uint64_t total) {
+    int *last = ctx;
     int pct = total ? (int)(done * 100 / total) : 100;
-    if (pct == b->last) return;
-    b->last = pct;
+    if (pct == *last) return;
+    *last = pct;
     char line[80];
     int fill = pct * 40 / 100;
-    int n = snprintf(line, sizeof line, "\rbackup [%.*s%*s] %3d%%", fill, "########################################",
+    int n = snprintf(line, sizeof line, "\r[%.*s%*s] %3d%%", fill, "########################################",
                      40 - fill, "", pct);
     if (n > 0) fwrite(line, 1, (size_t)n, stderr);
 }
@@ -549,7 +546,7 @@ int cli_cmd_backup(cli *c) {
     const char *dir = c->pos[0];
     char *path = NULL;
     uint64_t bytes = 0;
-    bar b = {-1};
+    int bar = -1;
     int rc, code;
     if (!dir[0]) return cli_fail(c, CLI_RC_USAGE, "backup: the directory is empty");
     /* The server (when there is one) works from its own directory: name the target
@@ -563,8 +560,8 @@ int cli_cmd_backup(cli *c) {
     }
     if ((code = cli_connect(c)) != 0) return code;
     int tty = !c->json && isatty(STDERR_FILENO) && !c->remote;
-    rc = cli_op_backup(c, dir, tty ? draw_bar : NULL, &b, &bytes);
-    if (tty && b.last >= 0) fputs("\n", stderr);
+    rc = cli_op_backup(c, dir, tty ? cli_progress_bar : NULL, &bar, &bytes);
+    if (tty && bar >= 0) fputs("\n", stderr);
     if (rc != KD_OK) return cli_fail_kd(c, rc, "backup");
     if ((rc = cli_op_status(c, &(kd_stats){0}, &path)) != KD_OK) return cli_fail_kd(c, rc, NULL);
     if (c->json) {

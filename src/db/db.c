@@ -527,7 +527,9 @@ typedef struct kd_op {
 struct kd_batch {
     kd_op *ops;
     size_t n, cap;
-    int sys;             /* system namespaces allowed (kd__put_system) */
+    int sys;             /* system namespaces allowed (kd__put_system, imports) */
+    int64_t import_ts;   /* kd_batch_commit_at: the commit's timestamp; 0 = now */
+    const uint8_t (*expect)[32]; /* kd_batch_commit_at: each op's version id, or NULL */
 };
 
 kd_batch *kd_batch_new(void) { return kd__calloc(1, sizeof(kd_batch)); }
@@ -829,8 +831,26 @@ static int commit(kd_db *db, kd_batch *b, const kd_put_cond *cond, uint64_t *fir
     }
     int64_t now = db->vfs->now_us(db->vfs);
     int64_t ts = now > db->last_ts ? now : db->last_ts + 1;
+    if (b->import_ts) {
+        if (b->import_ts <= db->last_ts) {
+            char t1[40], t2[40];
+            kd_format_time(b->import_ts, t1);
+            kd_format_time(db->last_ts, t2);
+            rc = kd__err(KD_CONFLICT, "cannot import a commit of %s: the database already has one of %s (imports go in time order, into a database that is older)",
+                         t1, t2);
+            goto unlock;
+        }
+        ts = b->import_ts;
+    }
     uint64_t first_seq = db->last_seq + 1;
     encode_commit(db, b, first_seq, ts, nnew, valoff);
+    for (size_t i = 0; b->expect && i < b->n; i++)
+        if (memcmp(b->ops[i].id, b->expect[i], 32) != 0) {
+            char pre[160];
+            rc = kd__err(KD_CONFLICT, "%sthe version would not have the id it was exported with (its key's earlier history differs here)",
+                         item_prefix(pre, sizeof pre, b, i));
+            goto unlock;
+        }
     if (db->rec.oom) {
         kd__buf_free(&db->rec);
         rc = kd__err(KD_NOMEM, "out of memory");
@@ -972,6 +992,21 @@ int kd_delete(kd_db *db, const char *ns, const char *key, kd_entry *out) {
 
 int kd__delete_system(kd_db *db, const char *ns, const char *key, kd_entry *out) {
     return delete_common(db, ns, key, out, 1);
+}
+
+int kd_batch_commit_at(kd_db *db, kd_batch *b, int64_t ts, const uint8_t (*expected_ids)[32],
+                       uint64_t *first_seq, uint64_t *last_seq) {
+    kd__err_clear();
+    if (!b) return kd__err(KD_INVALID, "NULL batch");
+    if (ts <= 0) return kd__err(KD_INVALID, "an imported commit needs a timestamp after the epoch");
+    b->sys = 1;
+    b->import_ts = ts;
+    b->expect = expected_ids;
+    int rc = kd_batch_commit(db, b, first_seq, last_seq);
+    b->sys = 0;
+    b->import_ts = 0;
+    b->expect = NULL;
+    return rc;
 }
 
 int kd_batch_commit(kd_db *db, kd_batch *b, uint64_t *first_seq, uint64_t *last_seq) {
