@@ -10,6 +10,8 @@
 #   bench      benchmarks against SQLite (and hnswlib for vector search); writes
 #              build/bench.json
 #   test-crash longer kill -9 loop
+#   fuzz       every libFuzzer target (tests/fuzz/) for FUZZ_SECONDS each (default 60), with
+#              clang, ASan and UBSan (build-fuzz/); `make test` replays their seed corpus
 #   install    PREFIX=/usr/local (DESTDIR honoured)
 
 BUILD   ?= build
@@ -43,7 +45,7 @@ HDRS    := $(wildcard include/*.h src/*/*.h)
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all deps deps-test deps-bench run test asan tsan valgrind bench test-crash install clean examples
+.PHONY: all deps deps-test deps-bench run test asan tsan valgrind bench test-crash install clean examples fuzz
 
 all: $(BUILD)/libkorudelta.a $(BUILD)/libkorudelta.so $(BUILD)/kdelta $(BUILD)/korudelta.pc
 
@@ -110,6 +112,40 @@ test-crash: deps-test
 	@$(MAKE) --no-print-directory all $(BUILD)/tests/test_crash
 	@KD_CRASH_ROUNDS=200 $(BUILD)/tests/test_crash
 
+# ---- fuzzing (tests/fuzz/; docs/testing.md, "Fuzzing") --------------------------------
+# Each target tests/fuzz/fuzz_<t>.c is built twice: as a corpus replay program with the
+# normal compiler ($(BUILD)/tests/test_fuzz_<t>, run by `make test`, `make asan` and
+# `make valgrind` like every unit test), and as a libFuzzer binary with clang under
+# ASan+UBSan by `make fuzz` (build-fuzz/fuzz/fuzz_<t>), which runs each for FUZZ_SECONDS.
+FUZZ_TARGETS := json filter time record dbfile http
+FUZZ_SECONDS ?= 60
+FUZZ_REPLAY  := $(patsubst %,$(BUILD)/tests/test_fuzz_%,$(FUZZ_TARGETS))
+UNIT_BIN     += $(FUZZ_REPLAY)
+FUZZ_COMMON  := tests/fuzz/fuzz_util.c
+# The http target drives the server's route handlers: it links the server's objects.
+SERVER_OBJ   := $(patsubst src/%.c,$(BUILD)/obj/%.o,$(sort $(wildcard src/server/*.c)))
+$(BUILD)/tests/test_fuzz_http $(BUILD)/fuzz/fuzz_http: $(SERVER_OBJ)
+$(BUILD)/tests/test_fuzz_http $(BUILD)/fuzz/fuzz_http: FUZZ_LINK = $(SERVER_OBJ) $(NET_LIBS)
+$(BUILD)/tests/test_fuzz_http $(BUILD)/fuzz/fuzz_http: FUZZ_CFLAGS = $(NET_CFLAGS)
+
+$(FUZZ_REPLAY): $(BUILD)/tests/test_fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/replay.c $(FUZZ_COMMON) \
+	   tests/fuzz/fuzz.h $(BUILD)/libkorudelta.a $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(FUZZ_CFLAGS) -DFUZZ_TARGET='"$*"' -o $@ tests/fuzz/fuzz_$*.c \
+	   tests/fuzz/replay.c $(FUZZ_COMMON) $(FUZZ_LINK) $(BUILD)/libkorudelta.a $(LDLIBS)
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_COMMON) tests/fuzz/fuzz.h $(BUILD)/libkorudelta.a $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ tests/fuzz/fuzz_$*.c $(FUZZ_COMMON) \
+	   $(FUZZ_LINK) $(BUILD)/libkorudelta.a $(LDLIBS)
+
+fuzz:
+	@scripts/deps.sh fuzz
+	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang OPT="-O1 -g -fno-omit-frame-pointer" \
+	   SANFLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all" \
+	   $(patsubst %,build-fuzz/fuzz/fuzz_%,$(FUZZ_TARGETS))
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run_fuzz.sh build-fuzz $(FUZZ_TARGETS)
+
 asan:
 	@scripts/deps.sh test
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
@@ -174,4 +210,4 @@ install: all
 	install -m 755 $(BUILD)/kdelta $(DESTDIR)$(PREFIX)/bin/
 
 clean:
-	rm -rf build build-asan build-tsan
+	rm -rf build build-asan build-tsan build-fuzz

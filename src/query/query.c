@@ -294,7 +294,7 @@ static int aggregate(const kd__qplan *p, const kd__doc *docs, const size_t *idx,
     for (size_t i = 0; i < m; i++) {
         const kd__doc *d = &docs[idx ? idx[i] : i];
         kd_qv doc = kd__qv_doc(d->val, d->vlen);
-        group *gr = &g[0];
+        group *gr = p->group ? NULL : &g[0]; /* g is still NULL before the first group */
         if (p->group) {
             kd_qv key = kd__path_get(&doc, p->group);
             if (key.t == KD_QV_MISSING) { /* documented: missing groups with null */
