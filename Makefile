@@ -158,10 +158,10 @@ tsan:
 	@scripts/deps.sh test
 	@$(MAKE) --no-print-directory BUILD=build-tsan OPT="-O1 -g" SANFLAGS="-fsanitize=thread" \
 	   build-tsan/libkorudelta.a build-tsan/tests/test_db build-tsan/tests/test_crash build-tsan/tests/test_query build-tsan/tests/test_sub \
-	   build-tsan/tests/test_vector
+	   build-tsan/tests/test_vector build-tsan/tests/test_backup
 	@rm -rf build-tsan/tests/run && mkdir -p build-tsan/tests/run && \
 	   cp build-tsan/tests/test_db build-tsan/tests/test_crash build-tsan/tests/test_query build-tsan/tests/test_sub \
-	      build-tsan/tests/test_vector build-tsan/tests/run/
+	      build-tsan/tests/test_vector build-tsan/tests/test_backup build-tsan/tests/run/
 	@BUILD=build-tsan/tests/run KD_UNIT_ONLY=1 KD_VEC_N=2500 TSAN_OPTIONS=halt_on_error=1 tests/run.sh
 	@# The server under ThreadSanitizer, through the stress scenarios (smaller: TSan is slow).
 	@$(MAKE) --no-print-directory BUILD=build-tsan OPT="-O1 -g" SANFLAGS="-fsanitize=thread" build-tsan/kdelta

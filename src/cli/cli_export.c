@@ -164,7 +164,8 @@ int cli_cmd_export(cli *c) {
             if (i && pick_cmp(&picks[i], &picks[i - 1]) == 0) continue;
             rc = c->current ? kd_get(c->db, picks[i].ns, picks[i].key, &snap[ns_])
                             : kd_get_at(c->db, picks[i].ns, picks[i].key, at, &snap[ns_]);
-            if (rc == KD_NOTFOUND) continue; /* deleted at T */
+            if (rc != KD_OK) kd_entry_clear(&snap[ns_]); /* a tombstone may have been filled in */
+            if (rc == KD_NOTFOUND) continue;            /* deleted at T */
             if (rc != KD_OK) {
                 code = cli_fail_kd(c, rc, "export");
                 goto out;

@@ -20,7 +20,7 @@ typedef struct writer {
     kd_db *db;
     atomic_int stop;
     int errors;
-    int n;
+    atomic_int n;   /* writes made: the main thread waits on it */
 } writer;
 
 /* Keys w0..w49 of "live", overwritten and sometimes deleted, plus batches of two keys
@@ -29,7 +29,7 @@ static void *write_loop(void *p) {
     writer *w = p;
     char key[32], val[64];
     while (!atomic_load(&w->stop)) {
-        int i = w->n++;
+        int i = atomic_fetch_add(&w->n, 1);
         snprintf(key, sizeof key, "w%d", i % 50);
         snprintf(val, sizeof val, "{\"n\":%d}", i);
         int rc;
@@ -116,7 +116,7 @@ TEST(backup_while_writing) {
     writer w = {db, 0, 0, 0};
     pthread_t t;
     pthread_create(&t, NULL, write_loop, &w);
-    while (w.n < 200) sched_yield();
+    while (atomic_load(&w.n) < 200) sched_yield();
     kd_stats st;
     CHECK_EQ_INT(kd_stats_get(db, &st), KD_OK);
     uint64_t before = st.seq;
@@ -124,7 +124,7 @@ TEST(backup_while_writing) {
     CHECK_EQ_INT(kd_backup(db, copy, NULL, NULL), KD_OK);
     CHECK_EQ_INT(kd_stats_get(db, &st), KD_OK);
     uint64_t after = st.seq;
-    while (w.n < 400) sched_yield(); /* writes continue after it too */
+    while (atomic_load(&w.n) < 400) sched_yield(); /* writes continue after it too */
     atomic_store(&w.stop, 1);
     pthread_join(t, NULL);
     CHECK_EQ_INT(w.errors, 0);
