@@ -34,7 +34,9 @@ static int check_rec(void *arg, const kd_rec *r) {
     check_ctx *c = arg;
     kd_commit cm;
     c->rep->records++;
-    if (kd__commit_decode(r->payload, r->len, &cm) != KD_OK) {
+    int rc = kd__commit_decode(r->payload, r->len, &cm);
+    if (rc == KD_NOMEM) return rc; /* not the database's fault: the check stops and says so */
+    if (rc != KD_OK) {
         report_error(c->rep, "segment %u offset %llu: %s", r->seg, (unsigned long long)r->off, kd__errmsg_get());
         return 0;
     }
@@ -98,7 +100,10 @@ static int check_wal(kd_wal *w, kd_db *db, int deep, kd_check_report *rep) {
         kd_scan_end end;
         uint64_t from = KD_SEG_HEADER;
         for (;;) { /* past a corrupt record, go on from the next valid one and keep counting */
-            kd__wal_scan(num, img, len, from, check_rec, &c, &end);
+            if ((rc = kd__wal_scan(num, img, len, from, check_rec, &c, &end)) == KD_NOMEM) {
+                kd__free(img);
+                return kd__err(KD_NOMEM, "out of memory while checking");
+            }
             if (!end.corrupt && !end.torn) break;
             int last = i + 1 == w->nsegs;
             report_error(rep, "segment %u offset %llu: %s%s", num, (unsigned long long)end.bad_off, end.why,
