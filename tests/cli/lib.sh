@@ -96,6 +96,41 @@ EOF
     cc -shared -fPIC -o "$T_DIR/future.so" "$T_DIR/future.c" -ldl || { echo "cannot build the clock shim"; exit 1; }
 }
 
+# step ARGS...: one step of a three-way script: runs "$KDELTA" "${PRE[@]}" ARGS with
+# stdin from $STEP_STDIN (default /dev/null) and keeps its command line, stdout, stderr
+# and exit code as $WAY_DIR/N.{cmd,out,err,rc}.
+step() {
+    N=$((N + 1))
+    printf '%s\n' "$*" >"$WAY_DIR/$N.cmd"
+    "$KDELTA" "${PRE[@]}" "$@" >"$WAY_DIR/$N.out" 2>"$WAY_DIR/$N.err" <"${STEP_STDIN:-/dev/null}"
+    echo $? >"$WAY_DIR/$N.rc"
+}
+
+# compare_ways A B: each step's stdout, stderr and exit code of way B must equal way A's
+# (after the caller's way_mask FILE filter, when it defines one).
+compare_ways() {
+    local a=$1 b=$2 i part
+    for i in $(seq 1 "$N"); do
+        T_NAME="$b: $(cat "$T_DIR/way-$a/$i.cmd")"
+        for part in out err rc; do
+            if diff <(way_filter "$T_DIR/way-$a/$i.$part") <(way_filter "$T_DIR/way-$b/$i.$part") >"$T_DIR/diff" 2>&1; then
+                ok
+            else
+                OUT=$(cat "$T_DIR/diff"); ERR=""
+                bad "$part differs from $a"
+            fi
+        done
+    done
+}
+way_filter() { if declare -F way_mask >/dev/null; then way_mask "$1"; else cat "$1"; fi; }
+
+# way CMD PART: PART (out, err, rc) of the local run's first step whose command is CMD.
+way() {
+    local f
+    f=$(grep -lxF -- "$1" "$T_DIR"/way-local/*.cmd | head -1)
+    cat "${f%.cmd}.$2"
+}
+
 # three_ways: runs the caller's `script` function three times, each on a fresh copy of
 # the database $SEED at $W: locally (--db), through --url, and routed through a server
 # holding the copy. script's commands run "$KDELTA" "${PRE[@]}" ... and keep their output

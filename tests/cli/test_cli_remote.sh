@@ -73,13 +73,6 @@ printf '%s\n' \
 # ---- the script ---------------------------------------------------------------------------
 
 # step ARGS...: one command of the script, run with the way's leading arguments.
-step() {
-    N=$((N + 1))
-    printf '%s\n' "$*" >"$WAY_DIR/$N.cmd"
-    "$KDELTA" "${PRE[@]}" "$@" >"$WAY_DIR/$N.out" 2>"$WAY_DIR/$N.err" </dev/null
-    echo $? >"$WAY_DIR/$N.rc"
-}
-
 script() {
     N=0
     # reads
@@ -187,32 +180,13 @@ script() {
 three_ways
 expect_eq "$([ -e "$W/serve.addr" ] && echo left || echo removed)" removed
 
-mask() { sed -E 's/(Disk bytes: +)[0-9]+/\1N/; s/("disk_bytes":)[0-9]+/\1N/' "$1"; }
-compare_ways() {
-    local a=$1 b=$2 i
-    for i in $(seq 1 "$N"); do
-        T_NAME="$b: $(cat "$T_DIR/way-$a/$i.cmd")"
-        for part in out err rc; do
-            if diff <(mask "$T_DIR/way-$a/$i.$part") <(mask "$T_DIR/way-$b/$i.$part") >"$T_DIR/diff" 2>&1; then
-                ok
-            else
-                OUT=$(cat "$T_DIR/diff"); ERR=""
-                bad "$part differs from $a"
-            fi
-        done
-    done
-}
+way_mask() { sed -E 's/(Disk bytes: +)[0-9]+/\1N/; s/("disk_bytes":)[0-9]+/\1N/' "$1"; }
 compare_ways local url
 compare_ways local routed
 T_NAME="script"
 expect_eq "$N" 97
 
 # The script must test something: spot-check what the local run printed.
-way() {  # way CMD PART: PART (out, err, rc) of the first step whose command line is CMD
-    local f
-    f=$(grep -lxF -- "$1" "$T_DIR"/way-local/*.cmd | head -1)
-    cat "${f%.cmd}.$2"
-}
 expect_eq "$(way 'get users/alice' out | tr -d ' \n')" '{"age":31,"city":"Oslo"}'
 expect_eq "$(way 'get users/dave' rc)" 3
 expect_eq "$(way 'get users/dave' err)" "kdelta: error: users/dave not found: deleted at 2100-01-01T00:00:00.000005Z (version ${DAVE_TOMB:0:8})"

@@ -339,13 +339,6 @@ OUT=$("$KDELTA" --db "$SEED" --json embedding s/x)
 SX=$(field version_id | cut -c1-10)
 printf '[0.25, 0.5,\n 0.75]\n' >"$T_DIR/q.json"
 
-step() {
-    N=$((N + 1))
-    printf '%s\n' "$*" >"$WAY_DIR/$N.cmd"
-    "$KDELTA" "${PRE[@]}" "$@" >"$WAY_DIR/$N.out" 2>"$WAY_DIR/$N.err" <"$T_DIR/q.json"
-    echo $? >"$WAY_DIR/$N.rc"
-}
-
 script() {
     N=0
     step embedding s/x
@@ -403,33 +396,14 @@ script() {
     step embedding s/u
 }
 
-three_ways
+STEP_STDIN="$T_DIR/q.json" three_ways
 
-compare_ways() {
-    local a=$1 b=$2 i
-    for i in $(seq 1 "$N"); do
-        T_NAME="$b: $(cat "$T_DIR/way-$a/$i.cmd")"
-        for part in out err rc; do
-            if diff "$T_DIR/way-$a/$i.$part" "$T_DIR/way-$b/$i.$part" >"$T_DIR/diff" 2>&1; then
-                ok
-            else
-                OUT=$(cat "$T_DIR/diff"); ERR=""
-                bad "$part differs from $a"
-            fi
-        done
-    done
-}
 compare_ways local url
 compare_ways local routed
 T_NAME="script"
 expect_eq "$N" 51
 
 # The script must test something: spot-check what the local run printed.
-way() {  # way CMD PART: PART (out, err, rc) of the first step whose command line is CMD
-    local f
-    f=$(grep -lxF -- "$1" "$T_DIR"/way-local/*.cmd | head -1)
-    cat "${f%.cmd}.$2"
-}
 expect_eq "$(way 'embedding s/x' out | head -3)" "$(printf 'model:      default\ndim:        3\nvector:     [1,0,0]')"
 OUT=$(way '--json embedding odd/a b%/c' out)
 expect_eq "$(field key)" "a b%/c"
