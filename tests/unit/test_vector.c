@@ -205,6 +205,15 @@ static size_t search_n(kd_db *db, kd_search_opts *o, kd_search_hit **h) {
     return n;
 }
 
+/* The hit list ("ns/key,...") of one search; "" when nothing or on error. */
+static char *search_list(kd_db *db, kd_search_opts *o) {
+    kd_search_hit *h;
+    size_t n = search_n(db, o, &h);
+    char *l = hit_list(h, n);
+    kd_search_free(h, n);
+    return l;
+}
+
 TEST(restrictions_before_top_k) {
     fresh();
     kd_db *db = open_db();
@@ -247,9 +256,7 @@ TEST(restrictions_before_top_k) {
     o.ns = NULL;
     o.top_k = 2;
     o.meta_filter = filter("tag = \"b\"");
-    n = search_n(db, &o, &h);
-    CHECK_EQ_STR(hit_list(h, n), "far/f1,far/f3");
-    kd_search_free(h, n);
+    CHECK_EQ_STR(search_list(db, &o), "far/f1,far/f3");
     kd_query_free((kd_query *)o.meta_filter);
     o.meta_filter = NULL;
     /* Threshold (cosine): only the near ones score >= 0.9; -1 keeps everything. */
@@ -294,9 +301,7 @@ TEST(models) {
     CHECK(strstr(kd_errmsg(db), "model mismatch") && strstr(kd_errmsg(db), "\"four\"") &&
           strstr(kd_errmsg(db), "\"three\""));
     o.model = "four";
-    n = search_n(db, &o, &h);
-    CHECK_EQ_STR(hit_list(h, n), "docs/a");
-    kd_search_free(h, n);
+    CHECK_EQ_STR(search_list(db, &o), "docs/a");
     o.model = "three";
     CHECK_EQ_INT(kd_search(db, &o, &h, &n), KD_INVALID);
     CHECK(strstr(kd_errmsg(db), "dimension mismatch") && strstr(kd_errmsg(db), "4 components") &&
@@ -390,30 +395,13 @@ TEST(overwrite_delete_as_of_restart) {
         kd_search_opts_init(&o);
         o.vector = q;
         o.dim = 2;
-        kd_search_hit *h;
-        size_t n = search_n(db, &o, &h);
-        CHECK_EQ_STR(hit_list(h, n), "d/c,d/a");
-        kd_search_free(h, n);
-        o.at = t1;
-        n = search_n(db, &o, &h);
-        CHECK_EQ_STR(hit_list(h, n), "d/a");
-        kd_search_free(h, n);
-        o.at = t2;
-        n = search_n(db, &o, &h);
-        CHECK_EQ_STR(hit_list(h, n), "d/a,d/b,d/c");
-        kd_search_free(h, n);
-        o.at = t3;
-        n = search_n(db, &o, &h);
-        CHECK_EQ_STR(hit_list(h, n), "d/b,d/c,d/a");
-        kd_search_free(h, n);
-        o.at = t4;
-        n = search_n(db, &o, &h);
-        CHECK_EQ_STR(hit_list(h, n), "d/c,d/a");
-        kd_search_free(h, n);
-        o.at = t1 - 1;
-        n = search_n(db, &o, &h);
-        CHECK_EQ_INT(n, 0);
-        kd_search_free(h, n);
+        CHECK_EQ_STR(search_list(db, &o), "d/c,d/a");
+        const int64_t at[] = {t1, t2, t3, t4, t1 - 1};
+        const char *want[] = {"d/a", "d/a,d/b,d/c", "d/b,d/c,d/a", "d/c,d/a", ""};
+        for (int i = 0; i < 5; i++) {
+            o.at = at[i];
+            CHECK_EQ_STR(search_list(db, &o), want[i]);
+        }
         kd_embedding *e = NULL;
         CHECK_EQ_INT(kd_embedding_get(db, "d", "a", t2, &e), KD_OK);
         if (e) CHECK(memcmp(e->vector, near, sizeof near) == 0);
@@ -435,10 +423,7 @@ TEST(overwrite_delete_as_of_restart) {
     o.vector = q;
     o.dim = 2;
     o.top_k = 1;
-    kd_search_hit *h;
-    size_t n = search_n(db, &o, &h);
-    CHECK_EQ_STR(hit_list(h, n), "d/b");
-    kd_search_free(h, n);
+    CHECK_EQ_STR(search_list(db, &o), "d/b");
     kd_close(db);
 }
 
