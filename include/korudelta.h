@@ -169,9 +169,9 @@ size_t kd_batch_count(const kd_batch *b);
 /* Commits b. first_seq/last_seq (may be NULL) receive the seqs it was given. On failure
 ** the message names the failing item (by 1-based position). b stays owned by the caller. */
 int kd_batch_commit(kd_db *db, kd_batch *b, uint64_t *first_seq, uint64_t *last_seq);
-/* Commits b as an imported commit (kdelta import): with timestamp ts instead of now, which
-** must be later than every commit in the database (else KD_CONFLICT), system namespaces
-** allowed. expected_ids (NULL = no check) holds each op's version id as exported: when the
+/* Commits b as an imported commit (kdelta import), system namespaces allowed: with
+** timestamp ts, which must be later than every commit in the database (else KD_CONFLICT),
+** or, with ts = 0, the time kd_batch_commit would give it. expected_ids (NULL = no check) holds each op's version id as exported: when the
 ** commit would give an op another id (its key's history before it differs), KD_CONFLICT
 ** and nothing is written. Replaying an export in order therefore reproduces every version
 ** id, timestamp and the order of history. */

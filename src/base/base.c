@@ -38,6 +38,13 @@ char *kd__strndup(const char *s, size_t n) {
 }
 char *kd__strdup(const char *s) { return kd__strndup(s, strlen(s)); }
 
+char *kd__path_join(const char *dir, const char *name) {
+    size_t n = strlen(dir) + strlen(name) + 2;
+    char *p = kd__malloc(n);
+    if (p) snprintf(p, n, "%s/%s", dir, name);
+    return p;
+}
+
 /* ---- buffers --------------------------------------------------------------------- */
 int kd__buf_reserve(kd_buf *b, size_t extra) {
     if (b->oom) return KD_NOMEM;

@@ -23,6 +23,8 @@ void *kd__realloc(void *p, size_t n);
 void kd__free(void *p);
 char *kd__strdup(const char *s);
 char *kd__strndup(const char *s, size_t n);
+/* "dir/name", newly allocated (kd__free); NULL when out of memory. */
+char *kd__path_join(const char *dir, const char *name);
 /* Test hook: make the Nth allocation from now on fail (0 = never). Process-wide, for
 ** the out-of-memory tests only. */
 void kd__alloc_fail_at(uint64_t n);

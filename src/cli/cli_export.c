@@ -26,7 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -207,22 +206,12 @@ static void group_clear(group *g) {
     g->n = 0;
 }
 
-static int hex_id(const uint8_t id[32], char out[65]) {
-    static const char hx[] = "0123456789abcdef";
-    for (int i = 0; i < 32; i++) {
-        out[2 * i] = hx[id[i] >> 4];
-        out[2 * i + 1] = hx[id[i] & 15];
-    }
-    out[64] = 0;
-    return 0;
-}
-
 /* Is this version (by id) already in the database? */
 static int present(cli *c, const kd_entry *e, int *yes) {
     char hex[65];
     kd_entry got;
     memset(&got, 0, sizeof got);
-    hex_id(e->version_id, hex);
+    kd_hex(e->version_id, hex);
     int rc = kd_resolve_version(c->db, e->ns, e->key, hex, &got);
     kd_entry_clear(&got);
     *yes = rc == KD_OK;
@@ -275,12 +264,6 @@ out:
     return code;
 }
 
-static int64_t wall_us(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_REALTIME, &t);
-    return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
-}
-
 /* Writes collected snapshot lines as new versions, now (one commit). */
 static int flush_snapshot(cli *c, group *g, uint64_t *written, uint64_t *skipped) {
     kd_batch *b = kd_batch_new();
@@ -307,7 +290,7 @@ static int flush_snapshot(cli *c, group *g, uint64_t *written, uint64_t *skipped
         }
         n++;
     }
-    if (n && (rc = kd_batch_commit_at(c->db, b, wall_us(), NULL, NULL, NULL)) != KD_OK) {
+    if (n && (rc = kd_batch_commit_at(c->db, b, 0, NULL, NULL, NULL)) != KD_OK) {
         code = cli_fail_kd(c, rc, "import");
         goto out;
     }

@@ -998,7 +998,7 @@ int kd_batch_commit_at(kd_db *db, kd_batch *b, int64_t ts, const uint8_t (*expec
                        uint64_t *first_seq, uint64_t *last_seq) {
     kd__err_clear();
     if (!b) return kd__err(KD_INVALID, "NULL batch");
-    if (ts <= 0) return kd__err(KD_INVALID, "an imported commit needs a timestamp after the epoch");
+    if (ts < 0) return kd__err(KD_INVALID, "an imported commit needs a timestamp after the epoch");
     b->sys = 1;
     b->import_ts = ts;
     b->expect = expected_ids;

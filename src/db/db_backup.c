@@ -35,13 +35,6 @@ typedef struct copy_job {
     void *ctx;
 } copy_job;
 
-static char *join(const char *a, const char *b) {
-    size_t n = strlen(a) + strlen(b) + 2;
-    char *p = kd__malloc(n);
-    if (p) snprintf(p, n, "%s/%s", a, b);
-    return p;
-}
-
 /* Copies the first len bytes of from (all of it when len is UINT64_MAX) to a new file to,
 ** and fsyncs it. KD_NOTFOUND when from does not exist. */
 static int copy_file(copy_job *j, const char *from, const char *to, uint64_t len) {
@@ -117,7 +110,7 @@ int kd_backup(kd_db *db, const char *dir, kd_progress_fn progress, void *ctx) {
         kd__os_names_free(e, ne);
         if (ne) return kd__err(KD_INVALID, "directory %s is not empty", dir);
     }
-    if (!(logdir = join(dir, "log")) || !(j.buf = kd__malloc(COPY_CHUNK))) {
+    if (!(logdir = kd__path_join(dir, "log")) || !(j.buf = kd__malloc(COPY_CHUNK))) {
         rc = kd__err(KD_NOMEM, "out of memory");
         goto out;
     }
@@ -147,7 +140,7 @@ int kd_backup(kd_db *db, const char *dir, kd_progress_fn progress, void *ctx) {
     /* The copy holds what was acknowledged (durable) when the call began. */
     if ((rc = kd__wal_wait_durable(&db->wal, seq)) != KD_OK) goto out_locked;
 
-    char *ckpt = join(db->path, "checkpoint");
+    char *ckpt = kd__path_join(db->path, "checkpoint");
     if (!ckpt) {
         rc = kd__err(KD_NOMEM, "out of memory");
         goto out_locked;
@@ -158,7 +151,7 @@ int kd_backup(kd_db *db, const char *dir, kd_progress_fn progress, void *ctx) {
     if ((rc = v->list(v, db->path, &names, &nnames)) != KD_OK) goto out_locked;
     for (size_t i = 0; i < nnames; i++) {
         if (!is_index_file(names[i])) continue;
-        char *p = join(db->path, names[i]);
+        char *p = kd__path_join(db->path, names[i]);
         if (!p) {
             rc = kd__err(KD_NOMEM, "out of memory");
             goto out_locked;
@@ -172,8 +165,8 @@ int kd_backup(kd_db *db, const char *dir, kd_progress_fn progress, void *ctx) {
         snprintf(name, sizeof name, "%08u.kdl", nums[i]);
         kd__free(from);
         kd__free(to);
-        from = join(db->wal.dir, name);
-        to = join(logdir, name);
+        from = kd__path_join(db->wal.dir, name);
+        to = kd__path_join(logdir, name);
         if (!from || !to) {
             rc = kd__err(KD_NOMEM, "out of memory");
             goto out_locked;
@@ -184,8 +177,8 @@ int kd_backup(kd_db *db, const char *dir, kd_progress_fn progress, void *ctx) {
         if (strcmp(names[i], "checkpoint") != 0 && !is_index_file(names[i])) continue;
         kd__free(from);
         kd__free(to);
-        from = join(db->path, names[i]);
-        to = join(dir, names[i]);
+        from = kd__path_join(db->path, names[i]);
+        to = kd__path_join(dir, names[i]);
         if (!from || !to) {
             rc = kd__err(KD_NOMEM, "out of memory");
             goto out_locked;

@@ -881,6 +881,30 @@ static struct MHD_Response *h_check(srv *s, srv_req *r, unsigned *status) {
     return srv_buf_response(&b);
 }
 
+/* 400 for the first member of obj that is not in allowed. */
+struct MHD_Response *srv_only_members(kd_json_val obj, const char *const *allowed,
+                                         const char *shape, unsigned *status) {
+    kd_json_val name;
+    size_t pos = 0;
+    while (kd_json_next(obj, &pos, &name, NULL)) {
+        char *s = NULL;
+        size_t sl = 0;
+        int known = 0;
+        if (kd_json_string(name, &s, &sl) != KD_OK) return srv_fail_kd(status, KD_NOMEM, NULL);
+        for (size_t i = 0; allowed[i] && !known; i++) /* by length: a name may hold U+0000 */
+            known = sl == strlen(allowed[i]) && memcmp(s, allowed[i], sl) == 0;
+        if (!known) {
+            struct MHD_Response *resp =
+                srv_fail(status, MHD_HTTP_BAD_REQUEST, "invalid",
+                         "unknown member \"%.64s\": the body must be %s", s, shape);
+            kd_free(s);
+            return resp;
+        }
+        kd_free(s);
+    }
+    return NULL;
+}
+
 static void count_bytes(void *ctx, uint64_t done, uint64_t total) {
     (void)total;
     *(uint64_t *)ctx = done;
@@ -892,24 +916,13 @@ static struct MHD_Response *h_backup(srv *s, srv_req *r, unsigned *status) {
     struct MHD_Response *resp;
     char *canon = NULL, *dir = NULL;
     size_t clen;
-    kd_json_val doc, name;
-    size_t pos = 0;
+    kd_json_val doc;
     uint64_t bytes = 0;
     srv_buf b = {0};
     int rc;
+    static const char *const members[] = {"dir", NULL};
     if ((resp = srv_body_object(r, shape, &canon, &clen, &doc, status))) return resp;
-    while (kd_json_next(doc, &pos, &name, NULL)) {
-        char *m = NULL;
-        size_t ml = 0;
-        if (kd_json_string(name, &m, &ml) != KD_OK) {
-            resp = srv_fail_kd(status, KD_NOMEM, NULL);
-            goto out;
-        }
-        int known = ml == 3 && memcmp(m, "dir", 3) == 0;
-        if (!known) resp = srv_fail(status, MHD_HTTP_BAD_REQUEST, "invalid", "unknown member \"%.64s\": the body must be %s", m, shape);
-        kd_free(m);
-        if (!known) goto out;
-    }
+    if ((resp = srv_only_members(doc, members, shape, status))) goto out;
     if ((resp = srv_member_string(doc, "dir", "", &dir, status))) goto out;
     if (!dir || dir[0] != '/') {
         resp = srv_fail(status, MHD_HTTP_BAD_REQUEST, "invalid",

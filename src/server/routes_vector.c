@@ -180,29 +180,6 @@ static struct MHD_Response *body_vector(const srv_req *r, float **v, size_t *dim
     return NULL;
 }
 
-/* 400 for the first member of obj that is not in allowed. */
-static struct MHD_Response *only_members(kd_json_val obj, const char *const *allowed,
-                                         const char *shape, unsigned *status) {
-    kd_json_val name;
-    size_t pos = 0;
-    while (kd_json_next(obj, &pos, &name, NULL)) {
-        char *s = NULL;
-        size_t sl = 0;
-        int known = 0;
-        if (kd_json_string(name, &s, &sl) != KD_OK) return srv_fail_kd(status, KD_NOMEM, NULL);
-        for (size_t i = 0; allowed[i] && !known; i++) /* by length: a name may hold U+0000 */
-            known = sl == strlen(allowed[i]) && memcmp(s, allowed[i], sl) == 0;
-        if (!known) {
-            struct MHD_Response *resp =
-                srv_fail(status, MHD_HTTP_BAD_REQUEST, "invalid",
-                         "unknown member \"%.64s\": the body must be %s", s, shape);
-            kd_free(s);
-            return resp;
-        }
-        kd_free(s);
-    }
-    return NULL;
-}
 
 /* Whether a member is given: present and not null (null reads as absent, as elsewhere). */
 static int given(kd_json_val v) {
@@ -313,7 +290,7 @@ struct MHD_Response *srv_h_embedding_put(srv *s, srv_req *r, unsigned *status) {
     memset(&e, 0, sizeof e);
     if ((resp = check_names(r, status))) return resp;
     if ((resp = srv_body_object(r, put_shape, &canon, &clen, &doc, status))) return resp;
-    if ((resp = only_members(doc, put_members, put_shape, status))) goto out;
+    if ((resp = srv_only_members(doc, put_members, put_shape, status))) goto out;
     if ((resp = srv_member_string(doc, "model", "", &model, status))) goto out;
     if ((resp = body_vector(r, &v, &dim, status))) goto out;
     mv = kd_json_get(doc, "metadata");
@@ -407,7 +384,7 @@ static struct MHD_Response *search_opts(srv *s, kd_json_val doc, kd_search_opts 
     kd_json_val v;
     int64_t n;
     char *metric = NULL;
-    if ((resp = only_members(doc, search_members, search_shape, status))) return resp;
+    if ((resp = srv_only_members(doc, search_members, search_shape, status))) return resp;
     n = 10;
     if ((resp = member_count(doc, "top_k", TOP_K_MAX, &n, status))) return resp;
     o->top_k = (size_t)n;

@@ -105,6 +105,10 @@ struct MHD_Response *srv_body_object(const srv_req *r, const char *shape, char *
 ** it is something else (where prefixes the message). *out: kd_free. */
 struct MHD_Response *srv_member_string(kd_json_val obj, const char *name, const char *where,
                                        char **out, unsigned *status);
+/* 400 (naming shape) for the first member of obj not in allowed (NULL-terminated);
+** names compare with their length, so one holding U+0000 is never a known one. */
+struct MHD_Response *srv_only_members(kd_json_val obj, const char *const *allowed, const char *shape,
+                                      unsigned *status);
 /* Adds the ETag header to resp; NULL (resp destroyed) when that fails. */
 struct MHD_Response *srv_with_etag(struct MHD_Response *resp, const char *etag);
 

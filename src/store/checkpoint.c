@@ -38,15 +38,8 @@
 static const uint8_t ckpt_magic[8] = {'K', 'D', 'C', 'K', 'P', 'T', '\r', '\n'};
 #define CKPT_FORMAT 1u
 
-static char *path_join(const char *dir, const char *name) {
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = kd__malloc(n);
-    if (p) snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
 int kd__db_write_file(kd_db *db, const char *name, const void *p, size_t n) {
-    char *final = path_join(db->path, name), *tmp = NULL;
+    char *final = kd__path_join(db->path, name), *tmp = NULL;
     kd_file *f = NULL;
     int rc;
     size_t tl = final ? strlen(final) + 5 : 0;
@@ -197,7 +190,7 @@ static int positions_valid(kd_db *db, uint64_t pos) {
 
 int kd__checkpoint_load(kd_db *db, int *loaded, uint64_t *log_pos) {
     kd_index *ix = &db->ix;
-    char *path = path_join(db->path, "checkpoint");
+    char *path = kd__path_join(db->path, "checkpoint");
     kd_file *f = NULL;
     uint8_t *img = NULL;
     uint32_t *counts = NULL;

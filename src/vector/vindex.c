@@ -16,7 +16,7 @@
 ** (and there are at least COMPACT_MIN), the graph is rebuilt from the live slots.
 **
 ** Files. After every checkpoint and at close, each index that changed is written to
-** <db>/vec-<metric>-<16 hex digits: FNV-1a of the model>.idx (via a .tmp file, fsynced,
+** <db>/vec-<metric>-<16 hex digits: kd__hash64 of the model>.idx (via a .tmp file, fsynced,
 ** renamed, directory fsynced), little-endian:
 **     magic "KDVECIX\n", u32 format (1), u32 metric, u32 dim, u32 M, u32 ef_construction,
 **     u64 applied seq, u32 length + the model as a JSON string,
@@ -63,9 +63,7 @@ typedef struct vstate {
 } vstate;
 
 static uint64_t slot_hash(uint32_t ns, const char *k, uint32_t n) {
-    uint64_t h = 1469598103934665603ull ^ ns;
-    for (uint32_t i = 0; i < n; i++) h = (h ^ (uint8_t)k[i]) * 1099511628211ull;
-    return h;
+    return kd__hash64(k, n) ^ ((uint64_t)ns * 0x9E3779B97F4A7C15ull);
 }
 
 static void vidx_free(vidx *x) {
@@ -277,11 +275,10 @@ fail:
 
 /* ---- files -------------------------------------------------------------------------- */
 
-/* The file name of x's index: vec-<metric>-<FNV-1a of the model, 16 hex digits>.idx. */
+/* The file name of x's index: vec-<metric>-<kd__hash64 of the model, 16 hex digits>.idx. */
 static void vidx_name(const vidx *x, char out[64]) {
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < x->model_json.len; i++) h = (h ^ (uint8_t)x->model_json.p[i]) * 1099511628211ull;
-    snprintf(out, 64, "vec-%s-%016llx.idx", metric_name[x->metric], (unsigned long long)h);
+    snprintf(out, 64, "vec-%s-%016llx.idx", metric_name[x->metric],
+             (unsigned long long)kd__hash64(x->model_json.p, x->model_json.len));
 }
 
 static int vidx_save(kd_db *db, vidx *x) {
@@ -438,8 +435,7 @@ static int vidx_verify(kd_db *db, vidx *x, const uint8_t *vids) {
 static int vidx_load(kd_db *db, vidx *x, int *loaded) {
     char name[64], *path;
     vidx_name(x, name);
-    size_t pl = strlen(db->path) + strlen(name) + 2;
-    if ((path = kd__malloc(pl))) snprintf(path, pl, "%s/%s", db->path, name);
+    path = kd__path_join(db->path, name);
     kd_file *f = NULL;
     uint8_t *img = NULL, *vids = NULL;
     uint64_t size = 0;
