@@ -47,7 +47,7 @@ extern "C" {
 #define KD_TOOBIG    9   /* value larger than the configured maximum */
 #define KD_FORMAT    10  /* database written by a newer, unsupported format version */
 #define KD_READONLY  11  /* handle refuses writes (after a failed fsync, or opened read-only) */
-#define KD_FULL      12  /* disk full (ENOSPC) */
+#define KD_FULL      12  /* disk full (ENOSPC), or the database reached max_db_bytes */
 #define KD_AMBIGUOUS 13  /* a version-id prefix matches more than one version */
 #define KD_DONE      14  /* an iterator has no more items right now */
 
@@ -84,6 +84,11 @@ typedef struct kd_options {
     uint32_t hnsw_ef_construction; /* vector indexes: candidate list while building,
                                  1..100000; 0 = 200. A saved index built with other values
                                  is rebuilt with these (docs/vector.md) */
+    uint64_t max_db_bytes;    /* quota on the log, which holds every version and value
+                                 (kd_stats.log_bytes): a commit that would take it past
+                                 this fails KD_FULL ("database full") and changes nothing;
+                                 the database stays readable. Checkpoints and vector index
+                                 files are derived and not counted. 0 = no limit (default) */
 } kd_options;
 
 /* Fills *opt with the defaults above. */
@@ -279,6 +284,7 @@ typedef struct kd_stats {
     uint64_t vector_index_loads;   /* indexes this handle loaded from their saved files */
     uint64_t vector_index_builds;  /* indexes it built from the log (absent or unusable
                                       file), and rebuilds that dropped deleted nodes */
+    uint64_t max_db_bytes;         /* the quota on log_bytes this handle enforces; 0 = none */
 } kd_stats;
 int kd_stats_get(kd_db *db, kd_stats *st);
 

@@ -93,6 +93,7 @@ typedef struct cli {
     int color;                  /* human output may use ANSI colour */
     int no_color;               /* --no-color */
     int sync;                   /* KD_SYNC_*, or -1 for the default */
+    uint64_t max_db_bytes;      /* --max-db-bytes (kd_options.max_db_bytes); 0 = none */
 
     /* command options */
     const char *at;             /* get --at */
@@ -224,6 +225,11 @@ int cli_read_file(cli *c, const char *path, char **out, size_t *len);
 ** A plain local open: commands reach the database through cli_connect (cli_ops.h), which
 ** may go to a server instead; only `serve` calls this directly. */
 int cli_open_db(cli *c);
+/* The kd_options the global options ask for (--sync, --max-db-bytes). */
+void cli_db_options(const cli *c, kd_options *o);
+/* A size: digits with an optional KiB/MiB/GiB (or k/m/g, K/M/G, KB/MB/GB) suffix, binary
+** multiples; at least one byte. 1 when s is one. */
+int cli_parse_size(const char *s, uint64_t *out);
 /* The first 8 hex digits of an id. */
 void cli_short_id(const uint8_t id[32], char out[9]);
 /* How much of a value a one-line listing (log, watch) shows. */

@@ -429,10 +429,11 @@ int cli_cmd_status(cli *c) {
         cli_json_cstr(&c->out, path);
         cli_buf_printf(&c->out,
                        ",\"namespaces\":%llu,\"keys\":%llu,\"versions\":%llu,\"seq\":%llu,"
-                       "\"disk_bytes\":%llu}\n",
+                       "\"disk_bytes\":%llu,\"log_bytes\":%llu,\"max_db_bytes\":%llu}\n",
                        (unsigned long long)st.namespaces, (unsigned long long)st.keys,
                        (unsigned long long)st.versions, (unsigned long long)st.seq,
-                       (unsigned long long)st.disk_bytes);
+                       (unsigned long long)st.disk_bytes, (unsigned long long)st.log_bytes,
+                       (unsigned long long)st.max_db_bytes);
     } else {
         cli_buf_puts(&c->out, "Database Status\n");
         cli_buf_printf(&c->out, "  Path:        %s\n", path);
@@ -444,6 +445,10 @@ int cli_cmd_status(cli *c) {
         cli_buf_printf(&c->out, "  Disk bytes:  %llu in %llu segment%s (%llu of log records)\n",
                        (unsigned long long)st.disk_bytes, (unsigned long long)st.segments,
                        st.segments == 1 ? "" : "s", (unsigned long long)st.log_bytes);
+        if (st.max_db_bytes)
+            cli_buf_printf(&c->out, "  Quota:       %llu of %llu log bytes used (%.1f%%)\n",
+                           (unsigned long long)st.log_bytes, (unsigned long long)st.max_db_bytes,
+                           100.0 * (double)st.log_bytes / (double)st.max_db_bytes);
     }
     free(path);
     return 0;
@@ -458,8 +463,7 @@ static int check_connect(cli *c, char *open_err, size_t errlen) {
     kd_options o;
     int rc;
     if (cli_explicit_url(c)) return cli_connect(c);
-    kd_options_init(&o);
-    if (c->sync >= 0) o.sync = (kd_sync_mode)c->sync;
+    cli_db_options(c, &o);
     rc = kd_open(c->db_path, &o, &c->db);
     if (rc == KD_OK) return 0;
     c->db = NULL;

@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -346,7 +347,7 @@ static const cli_cmd *find_command(const char *name) {
 /* ---- options ---------------------------------------------------------------------------- */
 
 enum {
-    O_DB = 1, O_JSON, O_SYNC, O_NOCOLOR, O_HELP, O_VERSION, /* global */
+    O_DB = 1, O_JSON, O_SYNC, O_MAX_DB, O_NOCOLOR, O_HELP, O_VERSION, /* global */
     O_AT, O_VERBOSE, O_IF_VERSION, O_IF_ABSENT, O_LIMIT, O_FROM, O_TO, O_ALL, O_DEEP,
     O_OFFSET, O_AUTO_REFRESH, O_DESCRIPTION, O_URL, O_PORT, O_BIND, O_MAX_BODY, O_MAX_CONN,
     O_SINCE, O_TYPES, O_VECTOR, O_VECTOR_FILE, O_MODEL, O_META, O_DELETE, O_TOP_K,
@@ -368,6 +369,7 @@ static const cli_opt options[] = {
     {"db-path", 0, O_DB, 1, 0, 0},
     {"json", 0, O_JSON, 0, 0, 0},
     {"sync", 0, O_SYNC, 1, 0, 0},
+    {"max-db-bytes", 0, O_MAX_DB, 1, 0, 0},
     {"no-color", 0, O_NOCOLOR, 0, 0, 0},
     {"no-colour", 0, O_NOCOLOR, 0, 0, 0},
     {"help", 'h', O_HELP, 0, 0, 0},
@@ -461,6 +463,8 @@ static void print_global_help(FILE *f) {
             "                            ~/.korudelta/db, created on first use)\n"
             "  --json                    print exactly one JSON document on stdout\n"
             "  --sync full|normal|off    durability of writes (default: full)\n"
+            "  --max-db-bytes SIZE       quota on the log (e.g. 512MiB): writes past it fail\n"
+            "                            'database full'; reads go on (default: none)\n"
             "  --url URL                 run the command against a kdelta server (default:\n"
             "                            $KORU_URL; without either, a database held by a\n"
             "                            running 'kdelta serve' is reached through it)\n"
@@ -519,6 +523,11 @@ static void apply_option(cli *c, const cli_opt *o, const char *val) {
         else if (strcmp(val, "normal") == 0) c->sync = KD_SYNC_NORMAL;
         else if (strcmp(val, "off") == 0) c->sync = KD_SYNC_OFF;
         else usage_error(c, "invalid --sync mode '%s' (use full, normal or off)", val);
+        break;
+    case O_MAX_DB:
+        if (!cli_parse_size(val, &c->max_db_bytes))
+            usage_error(c, "invalid --max-db-bytes '%s' (a positive number of bytes, optionally with KiB, MiB or GiB)",
+                        val);
         break;
     case O_NOCOLOR: c->no_color = 1; break;
     case O_AT: c->at = val; break;
@@ -730,11 +739,36 @@ static int resolve_db_path(cli *c, int create_parents) {
     return create_parents ? make_parents(c, c->db_path, mode) : 0;
 }
 
+void cli_db_options(const cli *c, kd_options *o) {
+    kd_options_init(o);
+    if (c->sync >= 0) o->sync = (kd_sync_mode)c->sync;
+    o->max_db_bytes = c->max_db_bytes;
+}
+
+int cli_parse_size(const char *s, uint64_t *out) {
+    static const struct {
+        const char *suffix;
+        unsigned shift;
+    } units[] = {{"", 0},    {"b", 0},    {"k", 10}, {"kb", 10}, {"kib", 10}, {"m", 20},
+                 {"mb", 20}, {"mib", 20}, {"g", 30}, {"gb", 30}, {"gib", 30}};
+    char *end;
+    if (!s || *s < '0' || *s > '9') return 0;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || v == 0) return 0;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (strcasecmp(end, units[i].suffix) != 0) continue;
+        if (v > (UINT64_MAX >> 1) >> units[i].shift) return 0;
+        *out = (uint64_t)v << units[i].shift;
+        return 1;
+    }
+    return 0;
+}
+
 int cli_open_db(cli *c) {
     kd_options o;
     int rc;
-    kd_options_init(&o);
-    if (c->sync >= 0) o.sync = (kd_sync_mode)c->sync;
+    cli_db_options(c, &o);
     rc = kd_open(c->db_path, &o, &c->db);
     if (rc != KD_OK) {
         c->db = NULL;

@@ -64,6 +64,11 @@ int cli_connect(cli *c) {
                             "--sync does not apply with %s: the server's own --sync setting "
                             "decides durability",
                             c->url ? "--url" : "KORU_URL");
+        if (c->max_db_bytes)
+            return cli_fail(c, CLI_RC_USAGE,
+                            "--max-db-bytes does not apply with %s: the server's own --max-db-bytes "
+                            "setting is the quota",
+                            c->url ? "--url" : "KORU_URL");
         return use_server(c, url, c->url ? "--url" : "KORU_URL");
     }
     code = cli_open_db(c);
@@ -652,6 +657,7 @@ static int remote_status(cli *c, kd_stats *st, char **path) {
         {"cache_hits", offsetof(kd_stats, cache_hits)},
         {"cache_misses", offsetof(kd_stats, cache_misses)},
         {"fsyncs", offsetof(kd_stats, fsyncs)},
+        {"max_db_bytes", offsetof(kd_stats, max_db_bytes)},
     };
     for (size_t i = 0; i < sizeof members / sizeof members[0]; i++) {
         if (read_u64(kd_json_get(doc, members[i].name), (uint64_t *)((char *)st + members[i].off))) {

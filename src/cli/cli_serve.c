@@ -35,28 +35,6 @@ static int parse_uint(const char *s, unsigned long long lo, unsigned long long h
     return 1;
 }
 
-/* A size: digits with an optional KiB/MiB/GiB (or k/m/g, K/M/G, KB/MB/GB) suffix, binary
-** multiples. At least one byte. */
-static int parse_size(const char *s, size_t *out) {
-    static const struct {
-        const char *suffix;
-        unsigned shift;
-    } units[] = {{"", 0},    {"b", 0},  {"k", 10},  {"kb", 10}, {"kib", 10}, {"m", 20},
-                 {"mb", 20}, {"mib", 20}, {"g", 30}, {"gb", 30}, {"gib", 30}};
-    char *end;
-    if (!s || *s < '0' || *s > '9') return 0;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || v == 0) return 0;
-    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
-        if (strcasecmp(end, units[i].suffix) != 0) continue;
-        if (v > (SIZE_MAX >> 1) >> units[i].shift) return 0;
-        *out = (size_t)(v << units[i].shift);
-        return 1;
-    }
-    return 0;
-}
-
 static int valid_bind(const char *a) {
     unsigned char buf[sizeof(struct in6_addr)];
     return strcmp(a, "localhost") == 0 || inet_pton(AF_INET, a, buf) == 1 ||
@@ -89,11 +67,13 @@ int cli_cmd_serve(cli *c) {
                             c->bind);
         opt.bind = c->bind;
     }
-    if (c->max_body && !parse_size(c->max_body, &opt.max_body))
+    uint64_t body = 0;
+    if (c->max_body && (!cli_parse_size(c->max_body, &body) || body > SIZE_MAX >> 1))
         return cli_fail(c, CLI_RC_USAGE,
                         "--max-body: '%s' is not a size (a positive number of bytes, optionally "
                         "with KiB, MiB or GiB)",
                         c->max_body);
+    if (body) opt.max_body = (size_t)body;
     if (c->max_connections) {
         if (!parse_uint(c->max_connections, 1, SERVE_MAX_CONNECTIONS, &v))
             return cli_fail(c, CLI_RC_USAGE, "--max-connections: '%s' is not a number from 1 to %d",

@@ -209,6 +209,7 @@ static int open_locked(kd_db *db) {
     if ((rc = kd__wal_open(&db->wal, db->vfs, db->path, db->opt.segment_bytes, db->read_only,
                            db->opt.create_if_missing)) != KD_OK)
         return rc;
+    db->wal.max_bytes = db->opt.max_db_bytes;
     if ((rc = kd__index_init(&db->ix)) != KD_OK) return rc;
     kd__cache_init(&db->cache, db->opt.cache_bytes);
     rc = kd__checkpoint_load(db, &loaded, &pos);

@@ -494,6 +494,7 @@ int kd_stats_get(kd_db *db, kd_stats *st) {
     pthread_rwlock_unlock(&db->wal.segs_lock);
     st->disk_bytes = kd__wal_disk_bytes(&db->wal);
     st->log_bytes = kd__wal_log_bytes(&db->wal);
+    st->max_db_bytes = db->opt.max_db_bytes;
     pthread_mutex_lock(&db->cache.mu);
     st->cache_bytes = db->cache.used;
     st->cache_hits = db->cache.hits;

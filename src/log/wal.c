@@ -250,10 +250,18 @@ static int valid_record_at(const uint8_t *img, uint64_t len, uint64_t off, uint6
     return crc == kd__get_u32(img + off + 4);
 }
 
-/* Does [from, to) contain a whole 512-byte sector of zeros — a page the disk never got? */
-static int has_zero_sector(const uint8_t *img, uint64_t from, uint64_t to) {
-    for (uint64_t s = (from + 511) / 512 * 512; s + 512 <= to; s += 512) {
-        uint64_t i = 0;
+/* Does the damage in [off, to) (a bad record at off, the next valid one at to) show a
+** sector the disk never got? Such a sector holds what it held before the record was
+** written: zeros (the log is zero-filled ahead, or read past the old end of file), and the
+** records before off when it is off's own sector. So either the bytes from off to the end
+** of off's sector are all zero (a valid record never starts with zeros: its length is at
+** least 24), or a whole sector inside the span is. */
+static int has_zero_sector(const uint8_t *img, uint64_t off, uint64_t to) {
+    uint64_t head = (off / 512 + 1) * 512, i = off;
+    while (i < head && i < to && img[i] == 0) i++;
+    if (i == head) return 1;
+    for (uint64_t s = (off + 511) / 512 * 512; s + 512 <= to; s += 512) {
+        i = 0;
         while (i < 512 && img[s + i] == 0) i++;
         if (i == 512) return 1;
     }
@@ -351,6 +359,11 @@ static int preallocate(kd_wal *w, kd_segment *s, uint64_t need) {
     static const uint8_t zeros[65536];
     uint64_t target = (need + PREALLOC_STEP - 1) / PREALLOC_STEP * PREALLOC_STEP;
     if (target > w->segment_bytes && need <= w->segment_bytes) target = w->segment_bytes;
+    if (w->max_bytes) { /* under a quota, no zero-fill past what the log may still grow to */
+        uint64_t total = atomic_load(&w->log_total);
+        uint64_t most = s->size + (w->max_bytes > total ? w->max_bytes - total : 0);
+        if (target > most) target = KD_MAX(need, most);
+    }
     while (s->alloc < target) {
         size_t n = (size_t)KD_MIN((uint64_t)sizeof zeros, target - s->alloc);
         int rc = w->vfs->write(s->file, zeros, n, s->alloc);
@@ -384,10 +397,28 @@ int kd__wal_append(kd_wal *w, uint8_t type, const void *payload, uint32_t len, u
     if (w->read_only) return kd__err(KD_READONLY, "database opened read-only");
     if (len > KD_REC_MAX) return kd__err(KD_TOOBIG, "commit of %u bytes exceeds the 1 GiB record limit", len);
     kd_segment *s = &w->segs[w->nsegs - 1];
-    if (s->size > KD_SEG_HEADER && s->size + KD_REC_HEADER + len > w->segment_bytes) {
+    int rotate = s->size > KD_SEG_HEADER && s->size + KD_REC_HEADER + len > w->segment_bytes;
+    if (w->max_bytes) { /* the quota: refuse before anything is written; the handle stays usable */
+        uint64_t total = atomic_load(&w->log_total), need = KD_REC_HEADER + len + (rotate ? KD_SEG_HEADER : 0);
+        if (total + need > w->max_bytes)
+            return kd__err(KD_FULL,
+                           "database full: this commit needs %llu bytes of log and %llu of the %llu allowed "
+                           "(max_db_bytes) are left; the database stays readable",
+                           (unsigned long long)need,
+                           (unsigned long long)(w->max_bytes > total ? w->max_bytes - total : 0),
+                           (unsigned long long)w->max_bytes);
+    }
+    if (rotate) {
         /* Rotate: make the old segment durable first, so older segments are always
-        ** complete and only the newest can have a torn tail. */
+        ** complete and only the newest can have a torn tail. Its zero-filled space goes:
+        ** a closed segment's file is exactly its records, as log_bytes counts it after a
+        ** reopen (and as the quota does). */
         uint64_t t0 = mono_us();
+        if (s->alloc > s->size) {
+            if ((rc = w->vfs->truncate(s->file, s->size)) != KD_OK) goto fail;
+            atomic_fetch_sub(&w->disk_total, s->alloc - s->size);
+            s->alloc = s->size;
+        }
         if ((rc = w->vfs->sync(s->file)) != KD_OK) goto fail;
         uint64_t took = mono_us() - t0;
         pthread_mutex_lock(&w->mu);

@@ -75,6 +75,7 @@ typedef struct kd_wal {
     pthread_rwlock_t segs_lock; /* guards the segs array against growth during reads */
     size_t nsegs, capsegs;
     uint64_t segment_bytes;  /* rotate when a record would cross this size */
+    uint64_t max_bytes;      /* quota on log_total (kd_options.max_db_bytes); 0 = none */
     _Atomic uint64_t log_total;   /* sum of the segments' sizes, readable without locks */
     _Atomic uint64_t disk_total;  /* sum of the segments' file sizes */
     int read_only;

@@ -848,9 +848,10 @@ static struct MHD_Response *h_status(srv *s, srv_req *r, unsigned *status) {
     srv_buf_printf(&b,
                    "{\"cache_bytes\":%llu,\"cache_hits\":%llu,\"cache_misses\":%llu,"
                    "\"disk_bytes\":%llu,\"fsyncs\":%llu,\"index_bytes\":%llu,\"keys\":%llu,"
-                   "\"log_bytes\":%llu,\"namespaces\":%llu,\"path\":",
+                   "\"log_bytes\":%llu,\"max_db_bytes\":%llu,\"namespaces\":%llu,\"path\":",
                    U(st.cache_bytes), U(st.cache_hits), U(st.cache_misses), U(st.disk_bytes),
-                   U(st.fsyncs), U(st.index_bytes), U(st.keys), U(st.log_bytes), U(st.namespaces));
+                   U(st.fsyncs), U(st.index_bytes), U(st.keys), U(st.log_bytes), U(st.max_db_bytes),
+                   U(st.namespaces));
     srv_buf_json_str(&b, s->abs_path, strlen(s->abs_path));
     srv_buf_printf(&b,
                    ",\"segments\":%llu,\"seq\":%llu,\"uptime_seconds\":%llu,\"values\":%llu,"

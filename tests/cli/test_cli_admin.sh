@@ -123,4 +123,62 @@ expect_eq "$(field ok)" true
 K --json set c/k6 6
 expect_eq "$(field seq)" 5
 
+t_case "--max-db-bytes: writes past the quota fail 'database full', reads go on"
+export KORU_DB="$T_DIR/quota"
+big=$(python3 -c 'print("x" * 3000)')
+val() { printf '"%s-%s"' "$1" "$big"; }   # distinct values: an equal one is stored once
+n=0
+while [ $n -lt 100 ]; do
+    K --max-db-bytes 64KiB set q/k$n "$(val $n)"
+    [ "$RC" -eq 0 ] || break
+    n=$((n + 1))
+done
+expect_rc 1
+expect_err_has '^kdelta: error: .*database full: .*max_db_bytes'
+if [ $n -ge 15 ] && [ $n -lt 22 ]; then ok; else bad "$n writes of 3 KB fitted in 64 KiB"; fi
+expect_error 1 disk_full 'database full' -- --max-db-bytes 64KiB set q/more "$(val more)"
+K --max-db-bytes 64KiB get q/k0
+expect_rc 0
+expect_out "$(val 0)"
+K --max-db-bytes 64KiB status
+expect_out_has '^  Quota: +[0-9]+ of 65536 log bytes used \((9[0-9]|100)\.[0-9]%\)$'
+K --json --max-db-bytes 64KiB status
+expect_eq "$(field max_db_bytes)" 65536
+K --max-db-bytes 64KiB check --deep
+expect_rc 0
+K --max-db-bytes 64KiB set q/small 1
+expect_rc 0
+K set q/more "$(val more)"                 # no quota at this open: it fits
+expect_rc 0
+for bad in 0 -1 12XB 1.5M '' 99999999999999999999G; do
+    K --max-db-bytes "$bad" get q/k0
+    expect_rc 2
+    expect_err_has "invalid --max-db-bytes"
+done
+K --url http://127.0.0.1:1 --max-db-bytes 1M get q/k0
+expect_rc 2
+expect_err_has 'max-db-bytes does not apply with --url'
+
+t_case "serve --max-db-bytes: the server's quota, for routed commands and HTTP"
+rm -f "$KORU_DB/serve.addr"
+used=$("$KDELTA" --json status | jget log_bytes)
+"$KDELTA" serve --port 0 --max-db-bytes $((used + 5000)) 2>>"$T_DIR/serve.log" &
+SERVER_PID=$!
+for _ in $(seq 1 100); do [ -s "$KORU_DB/serve.addr" ] && break; sleep 0.1; done
+URL=$(cat "$KORU_DB/serve.addr")
+K set q/s1 "$(val s1)"                          # routed through the server
+expect_rc 0
+K set q/s2 "$(val s2)"
+expect_rc 1
+expect_err_has '^kdelta: error: cannot set q/s2: database full'
+code=$(curl -s -o "$T_DIR/q.json" -w '%{http_code}' -X PUT -H 'Content-Type: application/json' --data "{\"value\":$(val s3)}" "$URL/api/v1/q/s3")
+expect_eq "$code" 507
+expect_eq "$(jget error.code <"$T_DIR/q.json")" disk_full
+K --json status
+expect_eq "$(field max_db_bytes)" $((used + 5000))
+K get q/s1
+expect_rc 0
+stop_server
+expect_eq "$SERVER_RC" 0
+
 t_end

@@ -119,7 +119,8 @@ expect_eq "$(field keys)" '[]'
 
 t_case "status"
 K --json status
-shape path,namespaces,keys,versions,seq,disk_bytes
+shape path,namespaces,keys,versions,seq,disk_bytes,log_bytes,max_db_bytes
+expect_eq "$(field max_db_bytes)" 0
 expect_eq "$(field path)" "$(realpath "$KORU_DB")"
 expect_eq "$(field namespaces)" 2
 expect_eq "$(field keys)" 4

@@ -665,7 +665,8 @@ def t_status_check(c, srv):
     T.eq(sorted(d), sorted(["path", "namespaces", "keys", "versions", "seq", "values",
                             "disk_bytes", "log_bytes", "segments", "index_bytes",
                             "cache_bytes", "cache_hits", "cache_misses", "fsyncs", "version",
-                            "uptime_seconds"]), "_status members")
+                            "uptime_seconds", "max_db_bytes"]), "_status members")
+    T.eq(d.get("max_db_bytes"), 0, "_status max_db_bytes: no quota by default")
     T.eq(d.get("path"), os.path.realpath(srv.db), "_status path")
     T.eq(d.get("version"), "0.1.0", "_status version")
     w = c.put(rec("stat", "k"), 1).json or {}
