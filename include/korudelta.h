@@ -319,6 +319,48 @@ typedef void (*kd_progress_fn)(void *ctx, uint64_t done, uint64_t total);
 ** KD_FULL, KD_NOMEM. */
 int kd_backup(kd_db *db, const char *dir, kd_progress_fn progress, void *ctx);
 
+/* Export and import: the database as NDJSON (docs/cli.md, "export") and back; what
+** `kdelta export` / `kdelta import` and the server's _export / _import routes run. */
+#define KD_EXPORT_HISTORY 0 /* every version, in commit order, system namespaces included */
+#define KD_EXPORT_AT      1 /* each key's live version at `at` */
+#define KD_EXPORT_CURRENT 2 /* each key's live version now */
+typedef struct kd_export_opts {
+    int mode;                       /* KD_EXPORT_* */
+    int64_t at;                     /* KD_EXPORT_AT: the time */
+    const char *const *namespaces;  /* user namespaces (their embeddings come along);
+                                       NULL / 0 = everything */
+    size_t nnamespaces;
+    kd_progress_fn progress;        /* may be NULL: called with seqs read of the total */
+    void *progress_ctx;
+} kd_export_opts;
+typedef struct kd_export kd_export;
+/* Starts an export of what is committed now (later commits are not in it). Errors:
+** KD_INVALID (bad mode or namespace), KD_NOMEM. */
+int kd_export_open(kd_db *db, const kd_export_opts *o, kd_export **out);
+/* The next line of the export, '\n' included: the header first, then one version per
+** line. *line stays valid until the next call. KD_DONE after the last line. */
+int kd_export_next(kd_export *ex, const char **line, size_t *len);
+void kd_export_close(kd_export *ex); /* NULL is a no-op */
+
+/* Import, line by line: a history export replays commit by commit with the exported ids
+** and timestamps (a commit already present is skipped, so importing twice does not
+** duplicate; a timestamp not later than the database's last commit is KD_CONFLICT); a
+** snapshot is written as new versions. The first line must be an export's header; a piece
+** of an export works too when it starts with the header and splits no commit. After an
+** error from kd_import_line the import is over: report it, then call kd_import_end, which
+** then writes nothing. Commits written before the error stay. */
+typedef struct kd_import kd_import;
+/* first_line: the number, in the whole export, of the first line after the header (for
+** messages when importing a piece; 0 or 2 for a whole export). */
+int kd_import_begin(kd_db *db, uint64_t first_line, kd_import **out);
+/* One line (a trailing newline is ignored); messages name the line number. Errors:
+** KD_INVALID (not an export, a malformed version), KD_FORMAT (a newer export format),
+** KD_CONFLICT (ids or history differ from the database's), those of kd_batch_commit. */
+int kd_import_line(kd_import *im, const char *line, size_t len);
+/* Writes what is pending, frees im and reports the versions written and those skipped as
+** already present (both may be NULL). KD_INVALID for an empty input. */
+int kd_import_end(kd_import *im, uint64_t *written, uint64_t *skipped);
+
 /* ------------------------------------------------------------------------------------ */
 /* Change feed                                                                           */
 

@@ -772,6 +772,62 @@ int cli_op_backup(cli *c, const char *dir, kd_progress_fn progress, void *ctx, u
     return rc;
 }
 
+/* ---- export and import --------------------------------------------------------------------- */
+
+int cli_op_export(cli *c, const kd_export_opts *o, const char *at_spec, cli_export_sink out, void *ctx) {
+    cli_buf p = {0};
+    cli_http_res res;
+    char err[256];
+    int rc;
+    if (!c->remote) {
+        kd_export *ex = NULL;
+        const char *line;
+        size_t len;
+        if ((rc = kd_export_open(c->db, o, &ex)) != KD_OK) return rc;
+        while ((rc = kd_export_next(ex, &line, &len)) == KD_OK)
+            if (out(ctx, line, len) != 0) break;
+        kd_export_close(ex);
+        return rc == KD_DONE ? KD_OK : rc;
+    }
+    cli_buf_puts(&p, "/api/v1/_export");
+    char sep = '?';
+    for (size_t i = 0; i < o->nnamespaces; i++, sep = '&') {
+        cli_buf_printf(&p, "%cns=", sep);
+        cli_url_add(&p, o->namespaces[i]);
+    }
+    if (o->mode == KD_EXPORT_CURRENT) cli_buf_printf(&p, "%ccurrent=1", sep);
+    if (o->mode == KD_EXPORT_AT) {
+        cli_buf_printf(&p, "%cat=", sep);
+        cli_url_add(&p, at_spec);
+    }
+    if (p.oom) {
+        cli_buf_free(&p);
+        return op_error(c, KD_NOMEM, "out of memory");
+    }
+    c->op_msg_set = 0;
+    rc = cli_http_stream(c, p.p, NULL, 0, out, ctx, NULL, &res, err, sizeof err);
+    cli_buf_free(&p);
+    if (rc != KD_OK) rc = op_error(c, KD_IOERR, "the export from %s broke off: %s", c->remote_url, err);
+    else if (res.status != 200) rc = cli_http_error(c, &res);
+    cli_http_res_free(&res);
+    return rc;
+}
+
+int cli_op_import_piece(cli *c, const char *body, size_t len, uint64_t first_line, uint64_t *written,
+                        uint64_t *skipped) {
+    cli_buf p = {0};
+    cli_http_res res;
+    int rc;
+    cli_buf_printf(&p, "/api/v1/_import?line=%llu", (unsigned long long)first_line);
+    if ((rc = call(c, "POST", &p, body, len, NULL, &res)) == KD_OK &&
+        (read_u64(kd_json_get(root(&res), "written"), written) != KD_OK ||
+         read_u64(kd_json_get(root(&res), "skipped"), skipped) != KD_OK))
+        rc = malformed(c, "an import report");
+    cli_http_res_free(&res);
+    cli_buf_free(&p);
+    return rc;
+}
+
 /* ---- queries and views ------------------------------------------------------------------- */
 
 /* The JSON form of q for a request body, with what kd_query_to_json cannot say: a time the

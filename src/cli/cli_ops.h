@@ -113,6 +113,17 @@ int cli_op_check(cli *c, int deep, kd_check_report *r, char **path);
 ** machine); *bytes receives the bytes copied. progress is only called locally. */
 int cli_op_backup(cli *c, const char *dir, kd_progress_fn progress, void *ctx, uint64_t *bytes);
 
+/* An export (kd_export_*; remotely GET /api/v1/_export, with the time spec at_spec sent for
+** the server to resolve): its bytes go to out as they come. o->progress is only called
+** locally. A transfer broken off before its end is an error: no short export passes. */
+typedef int (*cli_export_sink)(void *ctx, const char *p, size_t n);
+int cli_op_export(cli *c, const kd_export_opts *o, const char *at_spec, cli_export_sink out, void *ctx);
+
+/* Remote only: imports a piece of an export (its header line, then whole commits) with
+** POST /api/v1/_import; first_line numbers the piece's first line after the header. */
+int cli_op_import_piece(cli *c, const char *body, size_t len, uint64_t first_line, uint64_t *written,
+                        uint64_t *skipped);
+
 /* ---- queries and views ---------------------------------------------------------------- */
 
 /* As kd_query_run. at_spec, when not NULL, is a version-id time the server resolves (see

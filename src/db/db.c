@@ -906,10 +906,23 @@ unlock:
     return rc;
 }
 
+/* The caller's copies of ns and key, made before the commit: once a write has landed,
+** nothing may fail (a caller told "out of memory" would retry and write it twice). */
+static int out_names(kd_entry *out, const char *ns, const char *key) {
+    if (!out) return KD_OK;
+    out->ns = kd__strdup(ns);
+    out->key = kd__strdup(key);
+    if (out->ns && out->key) return KD_OK;
+    kd_entry_clear(out);
+    return kd__err(KD_NOMEM, "out of memory");
+}
+
+/* Describes the committed op in e, whose ns and key out_names filled. */
 static void fill_from_op(const kd_op *o, uint64_t seq, int64_t ts, kd_entry *e) {
+    char *ns = e->ns, *key = e->key;
     memset(e, 0, sizeof *e);
-    e->ns = kd__strdup(o->ns);
-    e->key = kd__strdup(o->key);
+    e->ns = ns;
+    e->key = key;
     e->seq = seq;
     e->timestamp = ts;
     memcpy(e->version_id, o->id, 32);
@@ -937,14 +950,13 @@ static int put_common(kd_db *db, const char *ns, const char *key, const char *js
     if (!ns || !key) return kd__err(KD_INVALID, "missing namespace or key");
     uint64_t seq = 0;
     int64_t ts = 0;
-    int rc = commit(db, &b, cond, &seq, &ts);
+    int rc = out_names(out, ns, key);
+    if (rc == KD_OK) rc = commit(db, &b, cond, &seq, &ts);
     if (rc == KD_OK && out) {
         fill_from_op(&op, seq, ts, out);
         out->change = op.prev_live ? KD_CHANGE_UPDATE : KD_CHANGE_INSERT;
-        if (!out->ns || !out->key) {
-            kd_entry_clear(out);
-            rc = kd__err(KD_NOMEM, "out of memory (the write was committed)");
-        }
+    } else if (out) {
+        kd_entry_clear(out);
     }
     kd__free(op.canon);
     return rc;
@@ -975,14 +987,13 @@ static int delete_common(kd_db *db, const char *ns, const char *key, kd_entry *o
     b.sys = sys;
     uint64_t seq = 0;
     int64_t ts = 0;
-    int rc = commit(db, &b, NULL, &seq, &ts);
+    int rc = out_names(out, ns, key);
+    if (rc == KD_OK) rc = commit(db, &b, NULL, &seq, &ts);
     if (rc == KD_OK && out) {
         fill_from_op(&op, seq, ts, out);
         out->change = KD_CHANGE_DELETE;
-        if (!out->ns || !out->key) {
-            kd_entry_clear(out);
-            rc = kd__err(KD_NOMEM, "out of memory (the delete was committed)");
-        }
+    } else if (out) {
+        kd_entry_clear(out);
     }
     return rc;
 }

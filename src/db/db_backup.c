@@ -74,16 +74,21 @@ out:
     return rc;
 }
 
-/* Size of file path, 0 when it does not exist. */
-static uint64_t file_size(kd_vfs *v, const char *path) {
+/* Adds the size of file path to *total (nothing when it does not exist). Out of memory is
+** an error: it used to count as an absent file, and the backup said OK with a progress
+** total short by that file (found by the out-of-memory sweep, tests/unit/test_oom.c). */
+static int add_file_size(kd_vfs *v, const char *path, uint64_t *total) {
     kd_file *f = NULL;
     uint64_t n = 0;
-    if (v->open(v, path, KD_OPEN_READ, &f) == KD_OK) {
+    int rc = v->open(v, path, KD_OPEN_READ, &f);
+    if (rc == KD_NOMEM) return rc;
+    if (rc == KD_OK) {
         if (v->size(f, &n) != KD_OK) n = 0;
         v->close(f);
+        *total += n;
     }
     kd__err_clear();
-    return n;
+    return KD_OK;
 }
 
 static int is_index_file(const char *name) {
@@ -145,8 +150,9 @@ int kd_backup(kd_db *db, const char *dir, kd_progress_fn progress, void *ctx) {
         rc = kd__err(KD_NOMEM, "out of memory");
         goto out_locked;
     }
-    j.total = file_size(v, ckpt);
+    rc = add_file_size(v, ckpt, &j.total);
     kd__free(ckpt);
+    if (rc != KD_OK) goto out_locked;
     for (size_t i = 0; i < nseg; i++) j.total += sizes[i];
     if ((rc = v->list(v, db->path, &names, &nnames)) != KD_OK) goto out_locked;
     for (size_t i = 0; i < nnames; i++) {
@@ -156,8 +162,9 @@ int kd_backup(kd_db *db, const char *dir, kd_progress_fn progress, void *ctx) {
             rc = kd__err(KD_NOMEM, "out of memory");
             goto out_locked;
         }
-        j.total += file_size(v, p);
+        rc = add_file_size(v, p, &j.total);
         kd__free(p);
+        if (rc != KD_OK) goto out_locked;
     }
 
     for (size_t i = 0; i < nseg; i++) {

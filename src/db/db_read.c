@@ -509,17 +509,16 @@ int kd_stats_get(kd_db *db, kd_stats *st) {
     pthread_mutex_lock(&db->wmu);
     st->writes = db->writes;
     pthread_mutex_unlock(&db->wmu);
-    size_t n = strlen(db->path) + 16;
-    char *cp = kd__malloc(n);
-    if (cp) {
-        snprintf(cp, n, "%s/checkpoint", db->path);
-        kd_file *f = NULL;
-        uint64_t sz = 0;
-        if (db->vfs->open(db->vfs, cp, KD_OPEN_READ, &f) == KD_OK) {
-            if (db->vfs->size(f, &sz) == KD_OK) st->disk_bytes += sz;
-            db->vfs->close(f);
-        }
-        kd__free(cp);
+    char *cp = kd__path_join(db->path, "checkpoint");
+    if (!cp) return kd__err(KD_NOMEM, "out of memory"); /* not a smaller disk_bytes */
+    kd_file *f = NULL;
+    uint64_t sz = 0;
+    int rc = db->vfs->open(db->vfs, cp, KD_OPEN_READ, &f);
+    kd__free(cp);
+    if (rc == KD_NOMEM) return rc;
+    if (rc == KD_OK) { /* otherwise there is no checkpoint yet */
+        if (db->vfs->size(f, &sz) == KD_OK) st->disk_bytes += sz;
+        db->vfs->close(f);
     }
     pthread_mutex_lock(&db->ext_mu);
     if (db->vec_stats) db->vec_stats(db->vec, st);

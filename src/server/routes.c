@@ -982,6 +982,8 @@ static const route_def routes[SRV_NROUTES] = {
     [SRV_R_CHECK] = {"/api/v1/_check", "GET", {[SRV_GET] = h_check}},
     [SRV_R_CHANGES] = {"/api/v1/_changes", "GET", {[SRV_GET] = h_changes}},
     [SRV_R_BACKUP] = {"/api/v1/_backup", "POST", {[SRV_POST] = h_backup}},
+    [SRV_R_EXPORT] = {"/api/v1/_export", "GET", {[SRV_GET] = srv_h_export}},
+    [SRV_R_IMPORT] = {"/api/v1/_import", "POST", {[SRV_POST] = srv_h_import}},
     /* vector search: routes_vector.c */
     [SRV_R_EMBEDDING] = {"/api/v1/{ns}/{key}/_embedding", "GET, PUT, DELETE",
                          {[SRV_GET] = srv_h_embedding_get, [SRV_PUT] = srv_h_embedding_put,
@@ -1025,6 +1027,8 @@ static int match_route(const srv_req *r) {
         if (streq(g[0], "_check")) return SRV_R_CHECK;
         if (streq(g[0], "_changes")) return SRV_R_CHANGES;
         if (streq(g[0], "_backup")) return SRV_R_BACKUP;
+        if (streq(g[0], "_export")) return SRV_R_EXPORT;
+        if (streq(g[0], "_import")) return SRV_R_IMPORT;
         if (streq(g[0], "_search")) return SRV_R_SEARCH;
         return SRV_R_UNMATCHED;
     }

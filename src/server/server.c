@@ -588,13 +588,12 @@ static int method_id(const char *m) {
     return SRV_OTHER;
 }
 
-/* The media type of a Content-Type header is application/json (parameters such as
-** charset allowed). */
-static int is_json_type(const char *ct) {
-    static const char want[] = "application/json";
+/* The media type of a Content-Type header is want (parameters such as charset allowed). */
+static int is_type(const char *ct, const char *want) {
+    size_t n = strlen(want);
     while (*ct == ' ' || *ct == '\t') ct++;
-    if (strncasecmp(ct, want, sizeof want - 1) != 0) return 0;
-    ct += sizeof want - 1;
+    if (strncasecmp(ct, want, n) != 0) return 0;
+    ct += n;
     while (*ct == ' ' || *ct == '\t') ct++;
     return *ct == '\0' || *ct == ';';
 }
@@ -718,9 +717,12 @@ static enum MHD_Result begin_request(srv_conn *c, struct MHD_Connection *conn, c
                                                      MHD_HTTP_HEADER_CONTENT_TYPE);
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (ct && !is_json_type(ct)) {
+        /* An import body is NDJSON; application/json is taken too. */
+        if (ct && !is_type(ct, "application/json") &&
+            !(r->route == SRV_R_IMPORT && is_type(ct, "application/x-ndjson"))) {
             resp = srv_fail(&status, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
-                            "the body must be application/json, not '%.100s'", ct);
+                            "the body must be application/json%s, not '%.100s'",
+                            r->route == SRV_R_IMPORT ? " or application/x-ndjson" : "", ct);
             return queue_and_close(c, resp, status);
         }
         if (cl) {

@@ -57,7 +57,8 @@ enum {
     SRV_R_UNMATCHED = 0, SRV_R_HEALTHZ, SRV_R_METRICS, SRV_R_RECORD, SRV_R_RECORD_AT,
     SRV_R_HISTORY, SRV_R_DIFF, SRV_R_BATCH, SRV_R_NAMESPACES, SRV_R_KEYS, SRV_R_QUERY,
     SRV_R_VIEWS, SRV_R_VIEW, SRV_R_VIEW_REFRESH, SRV_R_VIEW_QUERY, SRV_R_STATUS, SRV_R_CHECK,
-    SRV_R_CHANGES, SRV_R_EMBEDDING, SRV_R_SEARCH, SRV_R_NS_SEARCH, SRV_R_BACKUP, SRV_NROUTES
+    SRV_R_CHANGES, SRV_R_EMBEDDING, SRV_R_SEARCH, SRV_R_NS_SEARCH, SRV_R_BACKUP, SRV_R_EXPORT,
+    SRV_R_IMPORT, SRV_NROUTES
 };
 
 #define SRV_MAX_SEGS 8    /* path segments looked at; a longer path matches no route */
@@ -119,6 +120,11 @@ struct MHD_Response *srv_h_embedding_get(srv *s, srv_req *r, unsigned *status);
 struct MHD_Response *srv_h_embedding_put(srv *s, srv_req *r, unsigned *status);
 struct MHD_Response *srv_h_embedding_delete(srv *s, srv_req *r, unsigned *status);
 struct MHD_Response *srv_h_search(srv *s, srv_req *r, unsigned *status);
+
+/* ---- export and import (routes_export.c) -------------------------------------------- */
+/* GET /api/v1/_export (streamed NDJSON) and POST /api/v1/_import (docs/http.md). */
+struct MHD_Response *srv_h_export(srv *s, srv_req *r, unsigned *status);
+struct MHD_Response *srv_h_import(srv *s, srv_req *r, unsigned *status);
 
 /* ---- responses (server.c) ------------------------------------------------------------ */
 /* A JSON response with the given body (copied). */

@@ -48,7 +48,7 @@ typedef struct view {
 typedef struct kd_views {
     pthread_mutex_t mu;
     view **v;
-    size_t n;
+    size_t n, cap;            /* cap: slots allocated in v */
     int loaded;
     uint64_t applied;         /* built auto-refresh views reflect every seq <= applied */
 } kd_views;
@@ -188,10 +188,21 @@ static view *find(kd_views *vs, const char *name, size_t *pos) {
     return NULL;
 }
 
-static int add(kd_views *vs, view *w) {
-    view **p = kd__realloc(vs->v, (vs->n + 1) * sizeof *p);
+/* Room for one more view. kd_view_create reserves it before it writes the view's record,
+** so that adding the view once the record is written cannot run out of memory. */
+static int reserve(kd_views *vs) {
+    if (vs->n < vs->cap) return KD_OK;
+    size_t cap = vs->cap ? vs->cap * 2 : 4;
+    view **p = kd__realloc(vs->v, cap * sizeof *p);
     if (!p) return kd__err(KD_NOMEM, "out of memory");
     vs->v = p;
+    vs->cap = cap;
+    return KD_OK;
+}
+
+static int add(kd_views *vs, view *w) {
+    int rc = reserve(vs);
+    if (rc != KD_OK) return rc;
     size_t i = vs->n;
     while (i > 0 && strcmp(vs->v[i - 1]->name, w->name) > 0) { /* sorted by name */
         vs->v[i] = vs->v[i - 1];
@@ -298,6 +309,25 @@ static int lock_views(kd_db *db, kd_views **out) {
     return KD_OK;
 }
 
+/* lock_views for a call that has just written to `_views` and must now bring the registry
+** in line with it: the definitions are loaded already (the call locked them before it
+** wrote), and a catch-up that runs out of memory is left for the next call (as on_commit
+** does) rather than failing a write that has landed. */
+static int lock_views_written(kd_db *db, kd_views **out) {
+    pthread_mutex_lock(&db->ext_mu);
+    kd_views *vs = db->views;
+    pthread_mutex_unlock(&db->ext_mu);
+    pthread_mutex_lock(&vs->mu);
+    int rc = load(db, vs);
+    if (rc != KD_OK) {
+        pthread_mutex_unlock(&vs->mu);
+        return rc;
+    }
+    if (catch_up(db, vs) != KD_OK) kd__log(KD_LOG_WARN, "views: catching up failed: %s", kd__errmsg_get());
+    *out = vs;
+    return KD_OK;
+}
+
 /* The named view, built. Caller holds vs->mu. */
 static int get_built(kd_db *db, kd_views *vs, const char *name, view **out) {
     view *w = find(vs, name, NULL);
@@ -358,8 +388,10 @@ int kd_view_create(kd_db *db, const char *name, const char *source, const kd_que
         rc = kd__err(KD_CONFLICT, "view \"%s\" already exists", name);
         goto out;
     }
-    /* Build it first: the snapshot it shows is the one its record names. */
-    rc = view_build(db, w, vs->applied);
+    /* Build it first: the snapshot it shows is the one its record names. (Out of memory
+    ** found a view record written but the view missing from the registry, or written and
+    ** then deleted again: the slot is reserved before the record is written.) */
+    if ((rc = reserve(vs)) == KD_OK) rc = view_build(db, w, vs->applied);
     w->refreshed_seq = vs->applied;
     pthread_mutex_unlock(&vs->mu);
     if (rc != KD_OK) goto out;
@@ -375,7 +407,7 @@ int kd_view_create(kd_db *db, const char *name, const char *source, const kd_que
     }
     if (rc != KD_OK) goto out;
 
-    if ((rc = lock_views(db, &vs)) != KD_OK) goto out;
+    if ((rc = lock_views_written(db, &vs)) != KD_OK) goto undo;
     if (find(vs, name, NULL)) { /* created concurrently by another thread: theirs stands */
         pthread_mutex_unlock(&vs->mu);
         goto out;
@@ -388,13 +420,15 @@ int kd_view_create(kd_db *db, const char *name, const char *source, const kd_que
         kd_views one = {.v = tmp, .n = 1, .loaded = 1};
         if (kd__db_each_version(db, w->refreshed_seq + 1, vs->applied, catch_up_cb, &one) != KD_OK) rows_clear(w);
     }
-    rc = add(vs, w);
+    rc = add(vs, w); /* fails only when another thread took the reserved slot */
     pthread_mutex_unlock(&vs->mu);
     if (rc == KD_OK) {
         w = NULL;
-    } else if (kd__delete_system(db, VIEWS_NS, name, NULL) != KD_OK) {
-        kd__log(KD_LOG_WARN, "view %s: its record stays in _views after a failed create", name);
+        goto out;
     }
+undo:
+    if (kd__delete_system(db, VIEWS_NS, name, NULL) != KD_OK)
+        kd__log(KD_LOG_WARN, "view %s: its record stays in _views after a failed create", name);
 out:
     kd__buf_free(&rec);
     view_free(w);
@@ -624,7 +658,13 @@ int kd_view_refresh(kd_db *db, const char *name) {
     if ((rc = view_build(db, w, upto)) == KD_OK) {
         w->refreshed_seq = upto;
         w->refreshed = kd__db_seq_time(db, upto);
-        rc = w->auto_refresh ? KD_OK : view_record(w, &rec);
+        if (!w->auto_refresh && (rc = view_record(w, &rec)) != KD_OK) {
+            /* Not recorded: the handle keeps showing the old snapshot (out of memory here
+            ** used to leave the handle at the new one and the record at the old). */
+            w->refreshed_seq = old_seq;
+            w->refreshed = old_time;
+            rows_clear(w);
+        }
     }
     pthread_mutex_unlock(&vs->mu);
     /* A manual view's new snapshot is part of its definition: record it, so the view
@@ -647,7 +687,7 @@ int kd_view_refresh(kd_db *db, const char *name) {
         if (rc != KD_OK) { /* the stored snapshot did not move: neither does the handle's */
             char msg[512];
             snprintf(msg, sizeof msg, "%s", kd__errmsg_get());
-            if (lock_views(db, &vs) == KD_OK) {
+            if (lock_views_written(db, &vs) == KD_OK) { /* a catch-up must not stop the undo */
                 view *v = find(vs, name, NULL);
                 if (v && v->refreshed_seq == upto) {
                     v->refreshed_seq = old_seq;
@@ -676,7 +716,9 @@ int kd_view_delete(kd_db *db, const char *name) {
     rc = kd__delete_system(db, VIEWS_NS, name, NULL);
     if (rc == KD_NOTFOUND) rc = kd__err(KD_NOTFOUND, "view \"%.128s\" not found", name);
     if (rc != KD_OK) return rc;
-    if ((rc = lock_views(db, &vs)) != KD_OK) return rc;
+    /* The tombstone is written: the view is deleted whatever follows. (Out of memory
+    ** here used to fail the call with the view gone from `_views` but still served.) */
+    if (lock_views_written(db, &vs) != KD_OK) return KD_OK; /* not loaded: nothing to drop */
     size_t pos;
     view *w = find(vs, name, &pos);
     if (w) {
