@@ -83,6 +83,12 @@ static inline void kd__set_u32(uint8_t *p, uint32_t v) {
 static inline void kd__set_u64(uint8_t *p, uint64_t v) {
     kd__set_u32(p, (uint32_t)v); kd__set_u32(p + 4, (uint32_t)(v >> 32));
 }
+/* 1 when the n bytes at p are all zero (n == 0 included). */
+static inline int kd__all_zero(const uint8_t *p, uint64_t n) {
+    for (uint64_t i = 0; i < n; i++)
+        if (p[i]) return 0;
+    return 1;
+}
 
 /* ---- bounds-checked reading of a file image ---------------------------------------- */
 /* Each take moves past n bytes and returns them; past the end it returns NULL (0 for the

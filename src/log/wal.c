@@ -268,6 +268,16 @@ static int has_zero_sector(const uint8_t *img, uint64_t off, uint64_t to) {
     return 0;
 }
 
+/* Reads the records of one segment image from `from` and says how it ends. At the first
+** bad record: zeros to the end are a clean end; nothing valid after it, a torn write;
+** valid records after it, either a power cut or corruption. Unsynced pages reach the disk
+** in any order, so a cut can keep a later record and lose an earlier one; synced data is
+** never lost, so a bad record followed by valid ones can be cut only if it was never
+** synced. Recovery cannot know where the last fsync was, but a lost sector has a shape
+** bit rot does not: it holds what it held before the write, zeros (the log is zero-filled
+** ahead of the records, or read past the old end of file) from the bad record's start
+** to its sector's end, or a whole zero sector inside the damage. That shape is cut
+** (torn + lost_pages); any other damage followed by valid records is corrupt. */
 int kd__wal_scan(uint32_t segnum, const uint8_t *img, uint64_t len, uint64_t from,
                  kd_rec_fn fn, void *ctx, kd_scan_end *end) {
     memset(end, 0, sizeof *end);
@@ -305,9 +315,10 @@ int kd__wal_scan(uint32_t segnum, const uint8_t *img, uint64_t len, uint64_t fro
             for (; p + KD_REC_HEADER <= len; p++)
                 if ((later = valid_record_at(img, len, p, &budget)) != 0) break;
             if (later > 0 && has_zero_sector(img, off, p)) {
-                /* A whole zero sector inside the damage: pages lost in a power cut. No
-                ** fsync covered them, so nothing after them was acknowledged either:
-                ** this is the end of the durable log. */
+                /* A sector lost in a power cut (see has_zero_sector): the disk wrote
+                ** back later dirty pages and not this one. No fsync covered it, so
+                ** nothing after it was acknowledged either: this is the end of the
+                ** durable log. */
                 end->torn = 1;
                 end->lost_pages = 1;
                 end->resume_off = p;

@@ -106,5 +106,15 @@ void kd__os_mem_set_clock(kd_vfs *vfs, int64_t now_us, int64_t step_us);
 ** dead: calls on them fail, and path calls fail until they are all closed. Unfreezes
 ** and disarms. KD_NOMEM only. */
 int kd__os_mem_power_loss(kd_vfs *vfs, uint64_t seed);
+/* A harsher power cut, as real page caches and disks behave: every 512-byte sector of a
+** file independently holds its contents as of some moment since the file's last sync
+** (the synced bytes, the current ones, or any state between), grouped by 4 KiB page or
+** not, a page possibly torn at a sector boundary; the size is that of some moment too
+** (a hole reads as zeros). So an earlier unsynced sector may be lost while a later one
+** landed. Synced data is never lost; names as in kd__os_mem_power_loss. KD_NOMEM only. */
+int kd__os_mem_power_loss_reorder(kd_vfs *vfs, uint64_t seed);
+/* Files that reordering cuts left with a hole: a sector with stale contents before a
+** sector holding newer ones. Tells a test the model made the shape it is there for. */
+uint64_t kd__os_mem_holes(kd_vfs *vfs);
 
 #endif

@@ -19,6 +19,9 @@
 **     operations are replayed in order up to a random point, and the one at that point,
 **     if a write, is kept only as a random strict prefix (a torn write). One time in four
 **     every unsynced operation is dropped except a torn prefix of the last write.
+**   - Reordering power loss (harsher): names as above; each sector of a file holds its
+**     contents as of its own moment since the last sync, so writes land out of order
+**     (see node_reorder).
 **   - Handles (files, locks, mappings) opened before a power loss are dead: every call on
 **     them fails, and while any of them is still open the whole backend refuses path
 **     calls, so a crashed kd_db can be closed without touching the "rebooted" disk.
@@ -97,6 +100,7 @@ struct mem_vfs {
     int f_error;
     int f_sticky, f_fired, f_crash;
     uint64_t faults;     /* faults that fired */
+    uint64_t cuts, holes; /* power cuts; files a reordering cut left with a hole */
 };
 
 struct kd_file {
@@ -823,13 +827,95 @@ void kd__os_mem_set_clock(kd_vfs *vfs, int64_t now_us, int64_t step_us) {
     pthread_mutex_unlock(&m->mu);
 }
 
-/* Rebuilds a node's contents as a power cut leaves them (see the model above). */
-static int node_power_loss(mem_node *nd, uint64_t *rng) {
+/* The reordering model (kd__os_mem_power_loss_reorder). A page of a file, once dirty, is
+** written back by the kernel whenever it likes, each page on its own, so after a cut each
+** page of the file holds its contents as of some moment since the last sync: the synced
+** contents (version 0), the current ones (version nops), or anything between (version k:
+** the durable contents with the first k unsynced operations applied). Pages are 512-byte
+** sectors or 4 KiB pages (per file and cut); a 4 KiB page may be torn at a sector
+** boundary (its two parts from two versions). Sectors themselves are never torn. The
+** file's size is that of some version too, so data past it is lost and a hole below it
+** reads as zeros. */
+
+/* Bytes [a, b) of nd as they were after its first k unsynced operations, into out. Bytes
+** past the size of that moment are zero (a truncate zeroes what it cut). */
+static void node_version_range(const mem_node *nd, size_t k, uint64_t a, uint64_t b, uint8_t *out) {
+    memset(out, 0, (size_t)(b - a));
+    if (nd->dsize > a) memcpy(out, nd->durable + a, (size_t)(KD_MIN(b, nd->dsize) - a));
+    for (size_t i = 0; i < k; i++) {
+        const mem_op *o = &nd->ops[i];
+        if (o->is_write) {
+            uint64_t lo = KD_MAX(a, o->off), hi = KD_MIN(b, o->off + o->len);
+            if (lo < hi) memcpy(out + (lo - a), o->bytes + (lo - o->off), (size_t)(hi - lo));
+        } else if (o->off < b) {
+            uint64_t lo = KD_MAX(a, o->off);
+            memset(out + (lo - a), 0, (size_t)(b - lo));
+        }
+    }
+}
+
+/* A version number, biased to the two ends: nothing landed, everything landed. */
+static size_t pick_version(uint64_t *rng, size_t nops) {
+    switch (rng_next(rng) % 3) {
+    case 0: return 0;
+    case 1: return nops;
+    default: return (size_t)(rng_next(rng) % (nops + 1));
+    }
+}
+
+/* Builds the contents a reordering power cut leaves (see above) into tmp. *hole is set
+** when a sector kept stale contents while a later sector of the file got newer ones: the
+** shape a simple "prefix of the writes" model never makes. */
+static int node_reorder(mem_node *nd, uint64_t *rng, mem_node *tmp, int *hole) {
+    enum { SECTOR = 512 };
+    uint8_t cur[SECTOR], latest[SECTOR], old[SECTOR];
+    int rc = KD_OK, stale_before = 0;
+    uint64_t *sizes = kd__malloc((nd->nops + 1) * sizeof *sizes);
+    if (!sizes) return kd__err(KD_NOMEM, "out of memory");
+    sizes[0] = nd->dsize;
+    for (size_t i = 0; i < nd->nops; i++) {
+        const mem_op *o = &nd->ops[i];
+        sizes[i + 1] = !o->is_write ? o->off : o->len && o->off + o->len > sizes[i] ? o->off + o->len : sizes[i];
+    }
+    uint64_t size = sizes[pick_version(rng, nd->nops)];
+    uint64_t unit = rng_next(rng) & 1 ? 4096 : SECTOR;
+    *hole = 0;
+    if (size && (rc = node_reserve(tmp, size)) != KD_OK) goto out;
+    tmp->size = size;
+    for (uint64_t page = 0; page < size; page += unit) {
+        size_t k = pick_version(rng, nd->nops), k2 = k;
+        uint64_t split = unit, older_first = 0;
+        if (unit > SECTOR && k > 0 && rng_next(rng) % 4 == 0) { /* torn at a sector boundary */
+            split = SECTOR * (1 + rng_next(rng) % (unit / SECTOR - 1));
+            k2 = (size_t)(rng_next(rng) % k);
+            older_first = rng_next(rng) & 1;
+        }
+        for (uint64_t a = page; a < page + unit && a < size; a += SECTOR) {
+            uint64_t b = KD_MIN(a + SECTOR, size);
+            size_t v = (a - page < split) != (older_first != 0) ? k : k2;
+            node_version_range(nd, v, a, b, cur);
+            node_version_range(nd, nd->nops, a, b, latest);
+            node_version_range(nd, 0, a, b, old);
+            memcpy(tmp->data + a, cur, (size_t)(b - a));
+            if (stale_before && memcmp(cur, old, (size_t)(b - a)) != 0) *hole = 1;
+            if (memcmp(cur, latest, (size_t)(b - a)) != 0) stale_before = 1;
+        }
+    }
+out:
+    kd__free(sizes);
+    return rc;
+}
+
+/* Rebuilds a node's contents as a power cut leaves them (see the models above). */
+static int node_power_loss(mem_node *nd, uint64_t *rng, int reorder, int *hole) {
     mem_node tmp;
     memset(&tmp, 0, sizeof tmp);
     int rc = KD_OK;
-    if (nd->dsize && (rc = node_write(&tmp, nd->durable, (size_t)nd->dsize, 0)) != KD_OK) goto out;
-    if (nd->nops) {
+    if (reorder && nd->nops) {
+        if ((rc = node_reorder(nd, rng, &tmp, hole)) != KD_OK) goto out;
+    } else if (nd->dsize && (rc = node_write(&tmp, nd->durable, (size_t)nd->dsize, 0)) != KD_OK)
+        goto out;
+    if (nd->nops && !reorder) {
         size_t keep = (size_t)(rng_next(rng) % (nd->nops + 1)); /* ops kept whole */
         size_t torn = keep;                                       /* op kept as a prefix */
         if (rng_next(rng) % 4 == 0) {
@@ -866,7 +952,7 @@ out:
     return rc;
 }
 
-int kd__os_mem_power_loss(kd_vfs *vfs, uint64_t seed) {
+static int power_cut(kd_vfs *vfs, uint64_t seed, int reorder) {
     mem_vfs *m = M(vfs);
     int rc = KD_OK;
     uint64_t rng = seed ^ 0x5DEECE66Dull;
@@ -895,7 +981,12 @@ int kd__os_mem_power_loss(kd_vfs *vfs, uint64_t seed) {
     m->names = next;
     /* Contents: every node reachable by a name (durable or current). A node counted once:
     ** node_power_loss empties its op list, so a second visit changes nothing. */
-    for (size_t i = 0; i < m->names.n && rc == KD_OK; i++) rc = node_power_loss(m->names.v[i].node, &rng);
+    for (size_t i = 0; i < m->names.n && rc == KD_OK; i++) {
+        int hole = 0;
+        rc = node_power_loss(m->names.v[i].node, &rng, reorder, &hole);
+        m->holes += (uint64_t)hole;
+    }
+    m->cuts++;
     for (size_t d = 0; d < m->ndirs && rc == KD_OK; d++) {
         rc = dir_snapshot(m, &m->dirs[d]);
     }
@@ -911,4 +1002,15 @@ int kd__os_mem_power_loss(kd_vfs *vfs, uint64_t seed) {
 out:
     pthread_mutex_unlock(&m->mu);
     return rc;
+}
+
+int kd__os_mem_power_loss(kd_vfs *vfs, uint64_t seed) { return power_cut(vfs, seed, 0); }
+int kd__os_mem_power_loss_reorder(kd_vfs *vfs, uint64_t seed) { return power_cut(vfs, seed, 1); }
+
+uint64_t kd__os_mem_holes(kd_vfs *vfs) {
+    mem_vfs *m = M(vfs);
+    pthread_mutex_lock(&m->mu);
+    uint64_t r = m->holes;
+    pthread_mutex_unlock(&m->mu);
+    return r;
 }

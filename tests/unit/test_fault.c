@@ -17,10 +17,19 @@
 **   unsynced data; reopen; every acknowledged version is there, no batch is half there,
 **   kd_check passes.
 **
+**   Reordering power loss: the same rounds with the harsher cut of
+**   kd__os_mem_power_loss_reorder (unsynced sectors land in any order, pages torn at
+**   sector boundaries, the size of any moment), once with sync=full and once with
+**   sync=off, where many records are unsynced at a cut and kd_sync is the promise: the
+**   unsynced versions that survive must be a prefix, batches whole or absent.
+**   lost_sector_rule checks the shape recovery cuts (a lost sector) against the shapes it
+**   must report as corruption (rot followed by valid records).
+**
 ** Deterministic: seeds are fixed and printed. KD_FAULT_LONG=1 runs many more iterations;
 ** KD_FAULT_SEED=N changes the base seed.
 */
 #include "korudelta.h"
+#include "log/wal.h"
 #include "os/os.h"
 #include "t.h"
 
@@ -31,7 +40,7 @@
 static uint64_t g_faults, g_iters, g_verified, g_lost, g_opens;
 static uint64_t g_seed = 20260101;
 static int g_long;
-static int g_known_bug; /* set when a failure matched a known library bug (see report) */
+static kd_sync_mode g_sync_mode = KD_SYNC_FULL; /* of every open_mem */
 
 static uint64_t rnd(uint64_t *s) {
     uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
@@ -48,6 +57,7 @@ typedef struct ack {
     int64_t ts;
     uint8_t id[32];
     int deleted;
+    int group;           /* >0: one atomic batch; its versions are all there or none */
     char value[64];
 } ack;
 
@@ -59,7 +69,7 @@ typedef struct model {
     int npend;
 } model;
 
-static void model_add_entry(model *m, const kd_entry *e, const char *value) {
+static ack *model_push(model *m) {
     if (m->n == m->cap) {
         m->cap = m->cap ? m->cap * 2 : 64;
         m->v = realloc(m->v, m->cap * sizeof *m->v);
@@ -67,6 +77,11 @@ static void model_add_entry(model *m, const kd_entry *e, const char *value) {
     }
     ack *a = &m->v[m->n++];
     memset(a, 0, sizeof *a);
+    return a;
+}
+
+static void model_add_entry(model *m, const kd_entry *e, const char *value) {
+    ack *a = model_push(m);
     snprintf(a->ns, sizeof a->ns, "%s", e->ns);
     snprintf(a->key, sizeof a->key, "%s", e->key);
     a->seq = e->seq;
@@ -147,7 +162,7 @@ static kd_db *open_mem(kd_vfs *vfs, int *rc_out) {
     kd_options o;
     kd_options_init(&o);
     o.vfs = vfs;
-    o.sync = KD_SYNC_FULL;
+    o.sync = g_sync_mode;
     o.segment_bytes = 8192; /* rotations happen within a few dozen writes */
     o.checkpoint_bytes = 0;
     o.cache_bytes = 1 << 16;
@@ -221,6 +236,7 @@ static int op_batch(kd_db *db, model *m, uint64_t *rs) {
     uint64_t first = 0, last = 0;
     int rc = kd_batch_commit(db, b, &first, &last);
     kd_batch_free(b);
+    size_t before = m->n;
     if (rc == KD_OK) {
         for (int i = 0; i < items; i++)
             if (!model_add_latest(m, db, "bt", p.keys[i], vals[i])) {
@@ -231,6 +247,7 @@ static int op_batch(kd_db *db, model *m, uint64_t *rs) {
             }
     } else if (m->npend < 64)
         m->pend[m->npend++] = p;
+    for (size_t i = before; i < m->n; i++) m->v[i].group = bid + 1;
     return rc;
 }
 
@@ -454,21 +471,84 @@ TEST(io_error_open_sweep) {
 
 /* ---- power loss ------------------------------------------------------------------- */
 
-TEST(power_loss) {
-    int iters = g_long ? 50000 : 2000, per_life = 40;
-    uint64_t lost_before = g_lost, crashes = 0, acked = 0;
+/* A power cut: the simple model (unsynced writes replayed in order up to a torn one) or
+** the reordering one (each sector of a file from its own moment since the last sync). */
+typedef int (*cut_fn)(kd_vfs *vfs, uint64_t seed);
+
+typedef struct pl_stats {
+    uint64_t crashes, acked, synced_later, kept, dropped, holes;
+} pl_stats;
+
+/* sync=off: the versions written since the last kd_sync (in u) were never promised.
+** After a cut the log is cut at its first damage, so those that survive are a prefix of
+** them (no version present after one that is gone), a batch is whole or absent, and the
+** survivors are durable from then on (open syncs them): they move into m. */
+static int verify_unsynced(model *m, model *u, kd_db *db, const char *where, pl_stats *st) {
+    int ok = 1;
+    size_t first_gone = u->n;
+    for (size_t i = 0; i < u->n; i++) {
+        ack *a = &u->v[i];
+        char hex[65];
+        kd_entry e;
+        memset(&e, 0, sizeof e);
+        kd_hex(a->id, hex);
+        int rc = kd_resolve_version(db, a->ns, a->key, hex, &e);
+        int present = rc == KD_OK;
+        if (present && (e.seq != a->seq || e.timestamp != a->ts || e.deleted != a->deleted)) {
+            fprintf(stderr, "  %s: unsynced version %s/%s seq %" PRIu64 " came back changed (seq %" PRIu64 ")\n",
+                    where, a->ns, a->key, a->seq, e.seq);
+            ok = 0;
+        }
+        kd_entry_clear(&e);
+        if (!present && first_gone == u->n) first_gone = i;
+        if (present && first_gone < i) {
+            fprintf(stderr, "  %s: unsynced seq %" PRIu64 " survived but seq %" PRIu64 " before it is gone\n", where,
+                    a->seq, u->v[first_gone].seq);
+            ok = 0;
+        }
+        for (size_t j = 0; j < i; j++) /* a batch: same group, consecutive entries */
+            if (a->group && u->v[j].group == a->group && (j < first_gone) != present) {
+                fprintf(stderr, "  %s: batch %d half there after a power cut\n", where, a->group);
+                ok = 0;
+                break;
+            }
+        if (present) {
+            *model_push(m) = *a;
+            st->kept++;
+        } else
+            st->dropped++;
+    }
+    u->n = 0;
+    u->npend = 0;
+    return ok;
+}
+
+/* Rounds of: open, verify, random writes with a crash armed at a random call, power cut.
+** sync_off: writes are acknowledged before they are durable; kd_sync is the promise. */
+static void power_loss_rounds(const char *name, int iters, cut_fn cut, int sync_off, uint64_t seed_base) {
+    int per_life = 40;
+    uint64_t lost_before = g_lost;
+    pl_stats st;
+    memset(&st, 0, sizeof st);
     kd_vfs *vfs = NULL;
-    model m;
+    model m, u;
     memset(&m, 0, sizeof m);
-    for (int it = 0; it < iters; it++) {
-        uint64_t rs = g_seed * 1000 + (uint64_t)it;
+    memset(&u, 0, sizeof u);
+    g_sync_mode = sync_off ? KD_SYNC_OFF : KD_SYNC_FULL;
+    int it;
+    for (it = 0; it < iters; it++) {
+        uint64_t rs = seed_base + (uint64_t)it;
         if (it % per_life == 0) {
-            if (vfs) kd__os_mem_free(vfs);
+            if (vfs) {
+                st.holes += kd__os_mem_holes(vfs);
+                kd__os_mem_free(vfs);
+            }
             model_free(&m);
+            model_free(&u);
             vfs = kd__os_mem_new(rs);
         }
-        char where[96];
-        snprintf(where, sizeof where, "power loss iteration %d (seed %" PRIu64 ")", it, rs);
+        char where[128];
+        snprintf(where, sizeof where, "%s iteration %d (seed %" PRIu64 ")", name, it, rs);
         int rc;
         kd_db *db = open_mem(vfs, &rc);
         if (!db) {
@@ -476,7 +556,7 @@ TEST(power_loss) {
             t_cur_failed = 1;
             break;
         }
-        if (!model_verify(&m, db, where) || !check_db(db, where)) {
+        if (!model_verify(&m, db, where) || !verify_unsynced(&m, &u, db, where, &st) || !check_db(db, where)) {
             t_cur_failed = 1;
             kd_close(db);
             break;
@@ -484,33 +564,176 @@ TEST(power_loss) {
         /* arm a crash at a random call of this round */
         static const unsigned masks[] = {KD_MEM_WRITE, KD_MEM_SYNC, KD_MEM_WRITE | KD_MEM_SYNC, KD_MEM_ALL,
                                          KD_MEM_RENAME | KD_MEM_SYNC_DIR};
-        int nops = 1 + (int)(rnd(&rs) % 6);
+        int nops = 1 + (int)(rnd(&rs) % (sync_off ? 14 : 6));
         unsigned mask = masks[rnd(&rs) % (sizeof masks / sizeof masks[0])];
         kd__os_mem_crash_at(vfs, mask, 1 + rnd(&rs) % (uint64_t)(3 * nops + 2));
         for (int i = 0; i < nops && !kd__os_mem_frozen(vfs); i++) {
             uint64_t r = rnd(&rs) % 10;
-            size_t before = m.n;
-            if (r < 5) rc = op_put(db, &m, &rs);
-            else if (r < 7) rc = op_batch(db, &m, &rs);
-            else if (r < 9) rc = op_delete(db, &m, &rs);
-            else rc = op_checkpoint(db, &m, &rs);
-            acked += m.n - before;
+            model *into = sync_off ? &u : &m;
+            size_t before = into->n;
+            if (r < 5) rc = op_put(db, into, &rs);
+            else if (r < 7) rc = op_batch(db, into, &rs);
+            else if (r < 9) rc = op_delete(db, into, &rs);
+            else if (!sync_off || rnd(&rs) % 3 == 0) rc = op_checkpoint(db, into, &rs);
+            else if (kd_sync(db) == KD_OK) { /* the promise: everything so far is durable */
+                for (size_t j = 0; j < u.n; j++) *model_push(&m) = u.v[j];
+                st.synced_later += u.n;
+                u.n = 0;
+            }
+            if (sync_off) into->npend = 0; /* unsynced batches are checked through their group */
+            st.acked += into->n - before;
         }
-        if (kd__os_mem_fired(vfs)) crashes++;
-        if (kd__os_mem_power_loss(vfs, rnd(&rs)) != KD_OK) abort();
+        if (kd__os_mem_fired(vfs)) st.crashes++;
+        if (cut(vfs, rnd(&rs)) != KD_OK) abort();
         kd_close(db); /* a dead handle: every call fails, memory is freed */
         g_iters++;
     }
     if (vfs && !t_cur_failed) { /* the last round's crash is verified too */
         int rc;
         kd_db *db = open_mem(vfs, &rc);
-        if (!db || !model_verify(&m, db, "final") || !check_db(db, "final")) t_cur_failed = 1;
+        if (!db || !model_verify(&m, db, "final") || !verify_unsynced(&m, &u, db, "final", &st) ||
+            !check_db(db, "final"))
+            t_cur_failed = 1;
         kd_close(db);
     }
+    if (vfs) st.holes += kd__os_mem_holes(vfs);
     model_free(&m);
+    model_free(&u);
     kd__os_mem_free(vfs);
-    printf("     power loss: %d iterations, %" PRIu64 " crashes inside a write path, %" PRIu64
-           " versions acknowledged, %" PRIu64 " lost\n", iters, crashes, acked, g_lost - lost_before);
+    g_sync_mode = KD_SYNC_FULL;
+    printf("     %s: %d cuts (seeds %" PRIu64 "..), %" PRIu64 " crashes inside a write path, %" PRIu64
+           " versions acknowledged, %" PRIu64 " lost",
+           name, it, seed_base, st.crashes, st.acked, g_lost - lost_before);
+    if (sync_off)
+        printf(";\n       unsynced at a cut: %" PRIu64 " survived, %" PRIu64 " dropped (always a prefix); %" PRIu64
+               " made durable by kd_sync", st.kept, st.dropped, st.synced_later);
+    if (cut == kd__os_mem_power_loss_reorder) printf("; %" PRIu64 " files left with a hole", st.holes);
+    printf("\n");
+}
+
+TEST(power_loss) {
+    power_loss_rounds("power loss", g_long ? 50000 : 2000, kd__os_mem_power_loss, 0, g_seed * 1000);
+}
+
+/* The harsher model: unsynced sectors land in any order, pages torn at sector boundaries. */
+TEST(power_loss_reorder) {
+    power_loss_rounds("reordering power loss, sync=full", g_long ? 50000 : 3000, kd__os_mem_power_loss_reorder, 0,
+                      g_seed * 1000 + 7000000);
+}
+
+/* sync=off keeps many records unsynced at once, so a cut can lose an earlier one and keep
+** a later one: the shape recovery must tell apart from corruption. */
+TEST(power_loss_reorder_unsynced) {
+    power_loss_rounds("reordering power loss, sync=off", g_long ? 50000 : 3000, kd__os_mem_power_loss_reorder, 1,
+                      g_seed * 1000 + 9000000);
+}
+
+/* ---- the lost-sector rule of recovery (src/log/wal.c, kd__wal_scan) --------------- */
+
+typedef struct rec_offs { uint64_t off[16]; int n; } rec_offs;
+
+static int note_rec(void *ctx, const kd_rec *r) {
+    rec_offs *o = ctx;
+    if (o->n < 16) o->off[o->n++] = r->off;
+    return 0;
+}
+
+/* Writes four synced ~1,450-byte records, damages the third as `shape` says, reopens.
+** Returns the open's code; *kept counts the four keys still there, *bad_off is the third
+** record's offset. Shapes: 0 zeros from the record's start to the end of its sector (its
+** sector was lost), 1 one flipped byte inside it (rot), 2 only its first 8 bytes zeroed
+** (not a sector), 3 a whole sector inside it zeroed, its first sector intact. */
+static int damaged_log_open(int shape, int *kept, uint64_t *bad_off, char *msg, size_t msgn) {
+    kd_vfs *vfs = kd__os_mem_new(42 + (uint64_t)shape);
+    int rc;
+    kd_db *db = open_mem(vfs, &rc);
+    char val[1500];
+    int n = snprintf(val, sizeof val, "{\"pad\":\"");
+    while (n < 1400) val[n++] = 'x';
+    memcpy(val + n, "\"}", 3);
+    for (int i = 0; i < 4; i++) {
+        char key[16];
+        snprintf(key, sizeof key, "r%d", i);
+        val[9] = (char)('a' + i); /* equal values would be stored once */
+        if (kd_put(db, "t", key, val, strlen(val), NULL, NULL) != KD_OK) {
+            fprintf(stderr, "  put: %s\n", kd_errmsg(db));
+            abort();
+        }
+    }
+    kd__os_mem_power_loss(vfs, 1); /* everything was synced: a cut keeps it all */
+    kd_close(db);                  /* so no checkpoint: recovery scans the whole log */
+    kd_file *f = NULL;
+    static uint8_t img[8192];
+    size_t got = 0;
+    if (vfs->open(vfs, DB "/log/00000001.kdl", KD_OPEN_WRITE, &f) != KD_OK ||
+        vfs->read(f, img, sizeof img, 0, &got) != KD_OK) {
+        fprintf(stderr, "  reading the log: %s\n", kd_errmsg(NULL));
+        abort();
+    }
+    rec_offs o = {{0}, 0};
+    kd_scan_end end;
+    kd__wal_scan(1, img, got, KD_SEG_HEADER, note_rec, &o, &end);
+    if (o.n < 4) {
+        fprintf(stderr, "  scan found %d records in %zu bytes (%s at %llu)\n", o.n, got, end.why, (unsigned long long)end.bad_off);
+        abort();
+    }
+    uint64_t off = o.off[2], head = (off / 512 + 1) * 512;
+    uint8_t zeros[512] = {0}, x = 0;
+    *bad_off = off;
+    if (head + 512 > o.off[3] || off % 512 == 0) { /* the record must span a whole sector */
+        fprintf(stderr, "  records at %" PRIu64 " and %" PRIu64 ": the layout changed\n", off, o.off[3]);
+        abort();
+    }
+    if (shape == 0) rc = vfs->write(f, zeros, (size_t)(head - off), off);
+    else if (shape == 1) rc = vfs->write(f, (x = img[off + 300] ^ 0x10, &x), 1, off + 300);
+    else if (shape == 2) rc = vfs->write(f, zeros, 8, off);
+    else rc = vfs->write(f, zeros, 512, head);
+    if (rc != KD_OK || vfs->sync(f) != KD_OK) abort();
+    vfs->close(f);
+    db = open_mem(vfs, &rc);
+    snprintf(msg, msgn, "%s", rc ? kd_errmsg(NULL) : "");
+    *kept = 0;
+    for (int i = 0; db && i < 4; i++) {
+        char key[16];
+        kd_entry e;
+        memset(&e, 0, sizeof e);
+        snprintf(key, sizeof key, "r%d", i);
+        if (kd_get(db, "t", key, &e) == KD_OK) ++*kept;
+        kd_entry_clear(&e);
+    }
+    if (db && !check_db(db, "lost sector rule")) t_cur_failed = 1;
+    kd_close(db);
+    kd__os_mem_free(vfs);
+    return rc;
+}
+
+/* A lost sector (the record's first sector back to zeros, or a whole sector inside it)
+** ends the log there even though valid records follow; other damage followed by valid
+** records is corruption, reported with its offset and never cut. */
+TEST(lost_sector_rule) {
+    static const struct { const char *what; int corrupt; } shapes[] = {
+        {"zeros from the record's start to its sector's end", 0},
+        {"one flipped byte", 1},
+        {"8 zero bytes, not up to a sector boundary", 1},
+        {"a whole zero sector inside the record", 0},
+    };
+    for (int s = 0; s < 4; s++) {
+        int kept = -1;
+        uint64_t off = 0;
+        char msg[512], want[64];
+        int rc = damaged_log_open(s, &kept, &off, msg, sizeof msg);
+        snprintf(want, sizeof want, "offset %" PRIu64 ":", off);
+        if (shapes[s].corrupt) {
+            if (rc != KD_CORRUPT || !strstr(msg, want)) {
+                fprintf(stderr, "  %s: want KD_CORRUPT naming %s, got %d: %s\n", shapes[s].what, want, rc, msg);
+                t_cur_failed = 1;
+            }
+        } else if (rc != KD_OK || kept != 2) {
+            fprintf(stderr, "  %s: want the log cut before the damaged record (2 keys kept), got %d, %d keys: %s\n",
+                    shapes[s].what, rc, kept, msg);
+            t_cur_failed = 1;
+        }
+    }
 }
 
 /* The backend itself: what a power cut keeps and drops. */
@@ -564,12 +787,14 @@ int main(void) {
     g_long = getenv("KD_FAULT_LONG") && atoi(getenv("KD_FAULT_LONG")) > 0;
     printf("seed %" PRIu64 "%s\n", g_seed, g_long ? " (long run)" : "");
     RUN(mem_backend_model);
+    RUN(lost_sector_rule);
     RUN(io_error_sweeps);
     RUN(io_error_open_sweep);
     RUN(power_loss);
+    RUN(power_loss_reorder);
+    RUN(power_loss_reorder_unsynced);
     printf("faults injected %" PRIu64 ", fault/crash iterations %" PRIu64 ", opens %" PRIu64
            ", versions verified %" PRIu64 ", versions lost %" PRIu64 "\n",
            g_faults, g_iters, g_opens, g_verified, g_lost);
-    if (g_known_bug) printf("KNOWN BUG: see the messages above\n");
     return t_done();
 }
