@@ -9,7 +9,9 @@
 #   valgrind   unit tests under valgrind
 #   bench      benchmarks against SQLite (and hnswlib for vector search); writes
 #              build/bench.json
-#   test-crash longer kill -9 loop
+#   test-crash long crash runs: kill -9 loop (200 rounds), kill -9 of the server under HTTP
+#              writers (100 rounds), of kdelta import/batch/set (60 rounds each), 50,000
+#              power cuts per model
 #   fuzz       every libFuzzer target (tests/fuzz/) for FUZZ_SECONDS each (default 60), with
 #              clang, ASan and UBSan (build-fuzz/); `make test` replays their seed corpus
 #   install    PREFIX=/usr/local (DESTDIR honoured)
@@ -109,8 +111,11 @@ test: deps-test
 	@BUILD=$(BUILD) tests/run.sh
 
 test-crash: deps-test
-	@$(MAKE) --no-print-directory all $(BUILD)/tests/test_crash
+	@$(MAKE) --no-print-directory all $(BUILD)/tests/test_crash $(BUILD)/tests/test_fault
 	@KD_CRASH_ROUNDS=200 $(BUILD)/tests/test_crash
+	@KD_HTTP_CRASH_ROUNDS=100 KDELTA=$(CURDIR)/$(BUILD)/kdelta python3 tests/server/test_http_crash.py
+	@KD_CLI_CRASH_ROUNDS=60 KDELTA=$(CURDIR)/$(BUILD)/kdelta bash tests/cli/test_cli_crash.sh
+	@KD_FAULT_LONG=1 $(BUILD)/tests/test_fault
 
 # ---- fuzzing (tests/fuzz/; docs/testing.md, "Fuzzing") --------------------------------
 # Each target tests/fuzz/fuzz_<t>.c is built twice: as a corpus replay program with the

@@ -603,7 +603,9 @@ static void lp_on_change(void *ctx, const kd_entry *e) {
     size_t jlen = 0;
     int rc = kd_entry_to_json(e, KD_WIRE_VALUE | KD_WIRE_CHANGE, &json, &jlen);
     pthread_mutex_lock(&f->mu);
-    int take = !f->closed && !f->failed && f->count < f->limit &&
+    /* Once one event is refused, so is every later one: the page ends at last_taken,
+    ** and a smaller event taken after a refused one would come again on the next page. */
+    int take = !f->closed && !f->failed && !f->first_refused && f->count < f->limit &&
                (f->count == 0 || f->len + jlen < LP_MAX_BYTES);
     if (take) {
         const char *parts[2] = {",", json};
