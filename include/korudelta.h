@@ -296,7 +296,11 @@ typedef struct kd_check_report {
     uint64_t segments;
     uint64_t errors;
     char first_error[512];   /* where and what, e.g. "segment 1 offset 4096: checksum mismatch" */
+    char error_list[8192];   /* every error found, first_error first, one per line ("where:
+                                what\n"), up to KD_CHECK_LIST_MAX of them and as many as
+                                fit; `errors` counts them all */
 } kd_check_report;
+#define KD_CHECK_LIST_MAX 32
 
 /* Verifies every record checksum in the log and that the index agrees with it; with deep,
 ** also re-hashes every value and version header. KD_OK when the check ran (report->ok

@@ -497,6 +497,9 @@ int cli_cmd_check(cli *c) {
         if (rc != KD_OK) return cli_fail_kd(c, rc, "checking database");
     }
     r.first_error[sizeof r.first_error - 1] = '\0';
+    r.error_list[sizeof r.error_list - 1] = '\0';
+    uint64_t listed = 0;
+    for (const char *p = r.error_list; (p = strchr(p, '\n')) != NULL; p++) listed++;
     if (c->json) {
         cli_buf_printf(&c->out,
                        "{\"ok\":%s,\"records\":%llu,\"versions\":%llu,\"values\":%llu,"
@@ -505,7 +508,12 @@ int cli_cmd_check(cli *c) {
                        (unsigned long long)r.versions, (unsigned long long)r.values,
                        (unsigned long long)r.segments, (unsigned long long)r.errors);
         cli_json_cstr(&c->out, r.ok || !r.first_error[0] ? NULL : r.first_error);
-        cli_buf_puts(&c->out, "}\n");
+        cli_buf_puts(&c->out, ",\"error_list\":[");
+        for (const char *p = r.error_list, *nl; (nl = strchr(p, '\n')) != NULL; p = nl + 1) {
+            if (p != r.error_list) cli_buf_puts(&c->out, ",");
+            cli_json_str(&c->out, p, (size_t)(nl - p));
+        }
+        cli_buf_puts(&c->out, "]}\n");
     } else {
         cli_buf_printf(&c->out, "Database Check: %s\n", r.ok ? "ok" : "FAILED");
         cli_buf_printf(&c->out, "  Path:      %s\n",
@@ -516,8 +524,10 @@ int cli_cmd_check(cli *c) {
         cli_buf_printf(&c->out, "  Values:    %llu\n", (unsigned long long)r.values);
         cli_buf_printf(&c->out, "  Segments:  %llu\n", (unsigned long long)r.segments);
         cli_buf_printf(&c->out, "  Errors:    %llu\n", (unsigned long long)r.errors);
-        if (!r.ok && r.first_error[0])
-            cli_buf_printf(&c->out, "  First error: %s\n", r.first_error);
+        for (const char *p = r.error_list, *nl; (nl = strchr(p, '\n')) != NULL; p = nl + 1)
+            cli_buf_printf(&c->out, "  Error:     %.*s\n", (int)(nl - p), p);
+        if (r.errors > listed)
+            cli_buf_printf(&c->out, "  ... and %llu more\n", (unsigned long long)(r.errors - listed));
     }
     free(path);
     if (!r.ok) {

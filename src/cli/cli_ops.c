@@ -723,6 +723,23 @@ int cli_op_check(cli *c, int deep, kd_check_report *r, char **path) {
         goto out;
     }
     if (s) snprintf(r->first_error, sizeof r->first_error, "%s", s);
+    size_t used = 0, pos = 0;
+    kd_json_val list = kd_json_get(doc, "error_list"), it;
+    while (kd_json_next(list, &pos, NULL, &it)) {
+        char *e = NULL;
+        size_t n = 0;
+        if (kd_json_string(it, &e, &n) != KD_OK) {
+            kd_free(e);
+            rc = malformed(c, "a check report's error_list");
+            goto out;
+        }
+        if (used + n + 2 <= sizeof r->error_list) {
+            memcpy(r->error_list + used, e, n);
+            memcpy(r->error_list + used + n, "\n", 2);
+            used += n + 1;
+        }
+        kd_free(e);
+    }
     /* The report does not name the database; its status does. */
     if (path) rc = remote_status(c, &st, path);
 out:

@@ -8,6 +8,7 @@
 ** one kd_open refuses as corrupt.
 */
 #include <stdio.h>
+#include <string.h>
 
 #include "crypto/hash.h"
 #include "db/db_int.h"
@@ -17,17 +18,26 @@ typedef struct check_ctx {
     int deep;
     kd_check_report *rep;
     uint64_t next_seq;
+    int resync;       /* resuming past a damaged record: its seqs are unknown */
 } check_ctx;
 
 static void report_error(kd_check_report *rep, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void report_error(kd_check_report *rep, const char *fmt, ...) {
-    rep->errors++;
-    rep->ok = 0;
-    if (rep->first_error[0]) return;
+    char msg[sizeof rep->first_error];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(rep->first_error, sizeof rep->first_error, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    if (!rep->first_error[0]) memcpy(rep->first_error, msg, sizeof msg);
+    if (rep->errors < KD_CHECK_LIST_MAX) { /* listed while whole lines fit */
+        size_t used = strlen(rep->error_list), n = strlen(msg);
+        if (used + n + 2 <= sizeof rep->error_list) {
+            memcpy(rep->error_list + used, msg, n);
+            memcpy(rep->error_list + used + n, "\n", 2);
+        }
+    }
+    rep->errors++;
+    rep->ok = 0;
 }
 
 static int check_rec(void *arg, const kd_rec *r) {
@@ -40,9 +50,10 @@ static int check_rec(void *arg, const kd_rec *r) {
         report_error(c->rep, "segment %u offset %llu: %s", r->seg, (unsigned long long)r->off, kd__errmsg_get());
         return 0;
     }
-    if (cm.first_seq != c->next_seq)
+    if (cm.first_seq != c->next_seq && !c->resync) /* (a gap after damage is that damage) */
         report_error(c->rep, "segment %u offset %llu: commit has seq %llu, expected %llu", r->seg,
                      (unsigned long long)r->off, (unsigned long long)cm.first_seq, (unsigned long long)c->next_seq);
+    c->resync = 0;
     c->next_seq = cm.first_seq + cm.nvers;
     c->rep->values += cm.nvals;
     c->rep->versions += cm.nvers;
@@ -84,7 +95,7 @@ static int check_rec(void *arg, const kd_rec *r) {
 }
 
 static int check_wal(kd_wal *w, kd_db *db, int deep, kd_check_report *rep) {
-    check_ctx c = {db, deep, rep, 1};
+    check_ctx c = {db, deep, rep, 1, 0};
     for (size_t i = 0; i < w->nsegs; i++) {
         uint8_t *img = NULL;
         uint64_t len = 0;
@@ -93,7 +104,11 @@ static int check_wal(kd_wal *w, kd_db *db, int deep, kd_check_report *rep) {
         rep->segments++;
         uint32_t num = w->segs[i].num;
         if (kd__wal_check_header(img, len, num) != KD_OK) {
-            report_error(rep, "%s", kd__errmsg_get());
+            if (i + 1 == w->nsegs && kd__all_zero(img, len))
+                report_error(rep, "segment %u: created by a crash before its header reached the disk (rewritten "
+                             "at the next open)", num);
+            else
+                report_error(rep, "%s", kd__errmsg_get());
             kd__free(img);
             continue;
         }
@@ -110,6 +125,7 @@ static int check_wal(kd_wal *w, kd_db *db, int deep, kd_check_report *rep) {
                          end.corrupt ? " (valid records follow)" : last ? " (torn tail: cut off at the next open)" : "");
             if (!end.corrupt) break;
             from = end.resume_off;
+            c.resync = 1;
         }
         kd__free(img);
     }

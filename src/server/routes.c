@@ -871,7 +871,13 @@ static struct MHD_Response *h_check(srv *s, srv_req *r, unsigned *status) {
     if ((resp = arg_bool(r, "deep", &deep, status))) return resp;
     if ((rc = kd_check(s->db, deep, &rep)) != KD_OK) return srv_fail_kd(status, rc, NULL);
     rep.first_error[sizeof rep.first_error - 1] = '\0';
-    srv_buf_printf(&b, "{\"errors\":%llu,\"first_error\":", (unsigned long long)rep.errors);
+    rep.error_list[sizeof rep.error_list - 1] = '\0';
+    srv_buf_puts(&b, "{\"error_list\":[");
+    for (const char *p = rep.error_list, *nl; (nl = strchr(p, '\n')) != NULL; p = nl + 1) {
+        if (p != rep.error_list) srv_buf_puts(&b, ",");
+        srv_buf_json_str(&b, p, (size_t)(nl - p));
+    }
+    srv_buf_printf(&b, "],\"errors\":%llu,\"first_error\":", (unsigned long long)rep.errors);
     if (rep.ok || !rep.first_error[0]) srv_buf_puts(&b, "null");
     else srv_buf_json_str(&b, rep.first_error, strlen(rep.first_error));
     srv_buf_printf(&b, ",\"ok\":%s,\"records\":%llu,\"segments\":%llu,\"values\":%llu,\"versions\":%llu}",

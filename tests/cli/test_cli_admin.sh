@@ -79,7 +79,7 @@ flip "$seg" '{"marker":2}'
 K check
 expect_rc 1
 expect_out_has '^Database Check: FAILED$'
-expect_out_has '^  First error: .*offset [0-9]+'
+expect_out_has '^  Error: +segment 1 offset [0-9]+: '
 expect_err_has '^kdelta: error: database check failed: .*offset [0-9]+'
 expect_eq "$(printf '%s\n' "$ERR" | grep -c 'kdelta: error')" 1
 K --json check
@@ -87,6 +87,25 @@ expect_rc 1
 expect_eq "$(field ok)" false
 expect_out_has '"first_error":"[^"]*offset [0-9]+'
 if [ "$(field errors)" -ge 1 ]; then ok; else bad "errors = $(field errors)"; fi
+expect_eq "$(field error_list.0)" "$(field first_error)"
+
+t_case "check --deep lists every damaged place"
+(
+export KORU_DB="$T_DIR/mid2"
+for i in 1 2 3 4 5 6; do "$KDELTA" set c/k$i "{\"marker\":$i}" >/dev/null; done
+)
+seg=$(ls "$T_DIR/mid2"/log/* | head -1)
+flip "$seg" '{"marker":2}'
+flip "$seg" '{"marker":4}'
+K --db "$T_DIR/mid2" check --deep
+expect_rc 1
+expect_eq "$(printf '%s\n' "$OUT" | grep -c '^  Error: ')" 2
+offs=$(printf '%s\n' "$OUT" | sed -nE 's/^  Error: +segment 1 offset ([0-9]+): .*/\1/p' | tr '\n' ' ')
+read -r o1 o2 <<<"$offs"
+if [ -n "$o2" ] && [ "$o1" -lt "$o2" ]; then ok; else bad "offsets '$offs'"; fi
+K --db "$T_DIR/mid2" --json check --deep
+expect_eq "$(field errors)" 2
+expect_eq "$(printf '%s' "$OUT" | python3 -c 'import sys,json; print(len(json.load(sys.stdin)["error_list"]))')" 2
 
 t_case "check reports even when the database refuses to open"
 rm -f "$KORU_DB"/checkpoint*
@@ -98,7 +117,7 @@ expect_eq "$(field error.code)" corrupt
 K check
 expect_rc 1
 expect_out_has '^  Open: +refused'
-expect_out_has '^  First error: .*offset [0-9]+'
+expect_out_has '^  Error: +segment 1 offset [0-9]+: '
 K --json check
 expect_rc 1
 expect_eq "$(field ok)" false

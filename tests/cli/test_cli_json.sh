@@ -129,10 +129,11 @@ expect_eq "$(field seq)" 8
 
 t_case "check"
 K --json check
-shape ok,records,versions,values,segments,errors,first_error
+shape ok,records,versions,values,segments,errors,first_error,error_list
 expect_eq "$(field ok)" true
 expect_eq "$(field errors)" 0
 expect_eq "$(field first_error)" null
+expect_eq "$(field error_list)" '[]'
 expect_eq "$(field versions)" 8
 
 t_case "errors"

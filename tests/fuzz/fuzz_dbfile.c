@@ -160,6 +160,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     rc = kd_check_path(dir, deep, &rep);
     FUZZ_ASSERT(rc >= KD_OK && rc <= KD_DONE);
     FUZZ_ASSERT(memchr(rep.first_error, 0, sizeof rep.first_error) != NULL);
+    FUZZ_ASSERT(memchr(rep.error_list, 0, sizeof rep.error_list) != NULL);
 
     kd_options_init(&opt);
     opt.sync = KD_SYNC_OFF;

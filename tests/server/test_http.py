@@ -682,9 +682,9 @@ def t_status_check(c, srv):
         T.status(r, 200, "_check" + qs)
         d = r.json or {}
         T.eq(sorted(d), sorted(["ok", "records", "versions", "values", "segments", "errors",
-                                "first_error"]), "_check%s members" % qs)
-        T.eq((d.get("ok"), d.get("errors"), d.get("first_error", "MISSING")), (True, 0, None),
-             "_check%s ok" % qs)
+                                "first_error", "error_list"]), "_check%s members" % qs)
+        T.eq((d.get("ok"), d.get("errors"), d.get("first_error", "MISSING"), d.get("error_list")),
+             (True, 0, None, []), "_check%s ok" % qs)
         T.eq(d.get("versions"), d2.get("versions"), "_check%s versions" % qs)
 
 
