@@ -338,8 +338,8 @@ typedef struct kd_export_opts {
     void *progress_ctx;
 } kd_export_opts;
 typedef struct kd_export kd_export;
-/* Starts an export of what is committed now (later commits are not in it). Errors:
-** KD_INVALID (bad mode or namespace), KD_NOMEM. */
+/* Starts an export of what is committed now (later commits are not in it). Close it before
+** the database. Errors: KD_INVALID (bad mode or namespace), KD_NOMEM. */
 int kd_export_open(kd_db *db, const kd_export_opts *o, kd_export **out);
 /* The next line of the export, '\n' included: the header first, then one version per
 ** line. *line stays valid until the next call. KD_DONE after the last line. */

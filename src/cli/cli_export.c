@@ -19,7 +19,7 @@
 #include "cli.h"
 #include "cli_ops.h"
 
-#define PIECE_BYTES (4u << 20) /* an import piece sent to a server (its --max-body: 16 MiB) */
+#define PIECE_BYTES (1u << 20) /* an import piece sent to a server (its --max-body: 16 MiB) */
 
 /* ---- export ----------------------------------------------------------------------------- */
 
@@ -96,31 +96,53 @@ int cli_cmd_export(cli *c) {
 
 /* Through a server: the lines so far of the piece being built. */
 typedef struct piece {
-    cli_buf body;         /* the header line, then whole commits */
+    cli_buf body;          /* the header line, whole commits, then the commit being read */
     size_t header_len;
-    uint64_t first_line;  /* the number of the piece's first line after the header */
-    char ts[48];          /* the timestamp of the commit being read ("" for none) */
+    size_t commit_start;   /* where the commit being read begins in body */
+    uint64_t first_line;   /* the number of body's first line after the header */
+    uint64_t commit_line;  /* the number of the commit being read's first line */
+    char ts[48];           /* the timestamp of the commit being read ("" before the first) */
     int snapshot, sent;
     uint64_t written, skipped;
 } piece;
 
-/* Sends the piece (the header and whole commits) and starts the next one at line
-** next_line. A piece with no version is sent only when it is the only one (the server
-** then judges the header alone). */
-static int send_piece(cli *c, piece *pc, uint64_t next_line) {
+/* Sends body[0, upto) — the header and whole commits — and keeps the rest after the header
+** as the start of the next piece, whose first line is next_line. A piece without versions
+** is sent only when nothing was (the server then judges the header alone). */
+static int send_upto(cli *c, piece *pc, size_t upto, uint64_t next_line) {
     uint64_t w = 0, s = 0;
-    if (pc->body.len <= pc->header_len && pc->sent) return KD_OK;
-    int rc = cli_op_import_piece(c, pc->body.p, pc->body.len, pc->first_line, &w, &s);
-    if (rc != KD_OK) return rc;
-    pc->sent = 1;
-    pc->written += w;
-    pc->skipped += s;
-    pc->body.len = pc->header_len;
+    if (upto > pc->header_len || !pc->sent) {
+        int rc = cli_op_import_piece(c, pc->body.p, upto, pc->first_line, &w, &s);
+        if (rc != KD_OK) return rc;
+        pc->sent = 1;
+        pc->written += w;
+        pc->skipped += s;
+    }
+    memmove(pc->body.p + pc->header_len, pc->body.p + upto, pc->body.len - upto);
+    pc->body.len -= upto - pc->header_len;
+    pc->commit_start = pc->commit_start > upto ? pc->commit_start - upto + pc->header_len : pc->header_len;
     pc->first_line = next_line;
     return KD_OK;
 }
 
-/* Adds line (number lineno, newline stripped) to the piece; sends the piece when it is big. */
+/* The commit being read is complete (the next line is number next, or the file ended):
+** when the piece has grown past PIECE_BYTES, send the commits before it, then it too if it
+** alone is that big. A piece is thus at most PIECE_BYTES or one commit, whichever is more. */
+static int commit_done(cli *c, piece *pc, uint64_t next) {
+    int rc;
+    if (pc->body.len > PIECE_BYTES && pc->commit_start > pc->header_len &&
+        (rc = send_upto(c, pc, pc->commit_start, pc->commit_line)) != KD_OK)
+        return rc;
+    if (pc->body.len > PIECE_BYTES && (rc = send_upto(c, pc, pc->body.len, next)) != KD_OK) return rc;
+    pc->commit_start = pc->body.len;
+    pc->commit_line = next;
+    return KD_OK;
+}
+
+/* Adds line (number lineno, newline stripped) to the piece; sends what is ready. A commit
+** is the run of lines with one timestamp; every snapshot line stands alone. Blank lines
+** and lines without a timestamp stay in the commit being read (the server numbers lines
+** by counting them, and judges them). */
 static int remote_line(cli *c, piece *pc, const char *line, size_t len, uint64_t lineno) {
     int rc;
     if (lineno == 1) {
@@ -130,21 +152,20 @@ static int remote_line(cli *c, piece *pc, const char *line, size_t len, uint64_t
         kd_free(mode);
         cli_buf_add(&pc->body, line, len);
         cli_buf_add(&pc->body, "\n", 1);
-        pc->header_len = pc->body.len;
-        pc->first_line = 2;
+        pc->header_len = pc->commit_start = pc->body.len;
+        pc->first_line = pc->commit_line = 2;
         return pc->body.oom ? KD_NOMEM : KD_OK;
     }
-    /* A commit is the run of lines with one timestamp (every snapshot line stands alone). */
     char ts[48] = "";
-    if (!pc->snapshot) {
+    if (len) {
         char *t = NULL;
         size_t tl = 0;
         if (kd_json_string(kd_json_get(kd_json_doc(line, len), "timestamp"), &t, &tl) == KD_OK && tl < sizeof ts)
             memcpy(ts, t, tl + 1);
         kd_free(t);
     }
-    if (pc->snapshot || !ts[0] || strcmp(ts, pc->ts) != 0) { /* a new commit begins */
-        if (pc->body.len >= PIECE_BYTES && (rc = send_piece(c, pc, lineno)) != KD_OK) return rc;
+    if (ts[0] && (pc->snapshot || strcmp(ts, pc->ts) != 0)) { /* a new commit begins here */
+        if (pc->ts[0] && (rc = commit_done(c, pc, lineno)) != KD_OK) return rc;
         memcpy(pc->ts, ts, sizeof ts);
     }
     cli_buf_add(&pc->body, line, len);
@@ -185,7 +206,8 @@ int cli_cmd_import(cli *c) {
     if (c->remote) {
         if (lineno == 0) { /* the server says what an empty import is */
             if ((rc = cli_op_import_piece(c, "", 0, 2, &written, &skipped)) != KD_OK) goto fail;
-        } else if ((rc = send_piece(c, &pc, lineno + 1)) != KD_OK) {
+        } else if ((rc = commit_done(c, &pc, lineno + 1)) != KD_OK ||
+                   (rc = send_upto(c, &pc, pc.body.len, lineno + 1)) != KD_OK) {
             goto fail;
         }
         written += pc.written;

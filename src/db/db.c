@@ -159,11 +159,12 @@ static int replay(kd_db *db, uint64_t pos) {
         if ((rc = kd__wal_read_segment(w, i, &img, &len)) != KD_OK) goto out;
         int last = i + 1 == w->nsegs;
         /* A crash while creating this segment: its header is cut short, or all zeros (the
-        ** size reached the disk, the sector did not). Records are written only after the
-        ** header's fsync, so nothing was ever written to it (unless the checkpoint says
-        ** otherwise: then it is damage, and the header check below reports it). */
-        int unborn = len < KD_SEG_HEADER || (kd__all_zero(img, len) && (num > KD_LOC_SEG(pos) ||
-                                                                         KD_LOC_OFF(pos) <= KD_SEG_HEADER));
+        ** size reached the disk, the sector did not). Records are written and space is
+        ** zero-filled only after the header's fsync, so nothing was ever written to it. A
+        ** longer all-zero segment lost a synced header: damage, which the header check
+        ** below reports (as it does when the checkpoint points into the segment). */
+        int unborn = len < KD_SEG_HEADER || (len == KD_SEG_HEADER && kd__all_zero(img, len) &&
+                                             (num > KD_LOC_SEG(pos) || KD_LOC_OFF(pos) <= KD_SEG_HEADER));
         if (unborn && last && !db->read_only) {
             kd__log(KD_LOG_WARN, "segment %u: created by a crash before its header reached the disk; rewriting it",
                     num);

@@ -29,9 +29,10 @@ static void report_error(kd_check_report *rep, const char *fmt, ...) {
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     if (!rep->first_error[0]) memcpy(rep->first_error, msg, sizeof msg);
-    if (rep->errors < KD_CHECK_LIST_MAX) { /* listed while whole lines fit */
-        size_t used = strlen(rep->error_list), n = strlen(msg);
-        if (used + n + 2 <= sizeof rep->error_list) {
+    if (rep->errors < KD_CHECK_LIST_MAX) { /* the first errors, while whole lines fit */
+        size_t used = strlen(rep->error_list), n = strlen(msg), listed = 0;
+        for (size_t i = 0; i < used; i++) listed += rep->error_list[i] == '\n';
+        if (listed == rep->errors && used + n + 2 <= sizeof rep->error_list) {
             memcpy(rep->error_list + used, msg, n);
             memcpy(rep->error_list + used + n, "\n", 2);
         }
@@ -104,12 +105,13 @@ static int check_wal(kd_wal *w, kd_db *db, int deep, kd_check_report *rep) {
         rep->segments++;
         uint32_t num = w->segs[i].num;
         if (kd__wal_check_header(img, len, num) != KD_OK) {
-            if (i + 1 == w->nsegs && kd__all_zero(img, len))
+            if (i + 1 == w->nsegs && len == KD_SEG_HEADER && kd__all_zero(img, len))
                 report_error(rep, "segment %u: created by a crash before its header reached the disk (rewritten "
                              "at the next open)", num);
             else
                 report_error(rep, "%s", kd__errmsg_get());
             kd__free(img);
+            c.resync = 1; /* its records' seqs are unknown */
             continue;
         }
         kd_scan_end end;
@@ -123,9 +125,9 @@ static int check_wal(kd_wal *w, kd_db *db, int deep, kd_check_report *rep) {
             int last = i + 1 == w->nsegs;
             report_error(rep, "segment %u offset %llu: %s%s", num, (unsigned long long)end.bad_off, end.why,
                          end.corrupt ? " (valid records follow)" : last ? " (torn tail: cut off at the next open)" : "");
+            c.resync = 1; /* past damage (or a torn end), the seqs that follow are not a gap */
             if (!end.corrupt) break;
             from = end.resume_off;
-            c.resync = 1;
         }
         kd__free(img);
     }

@@ -254,12 +254,27 @@ static int valid_record_at(const uint8_t *img, uint64_t len, uint64_t off, uint6
 ** sector the disk never got? Such a sector holds what it held before the record was
 ** written: zeros (the log is zero-filled ahead, or read past the old end of file), and the
 ** records before off when it is off's own sector. So either the bytes from off to the end
-** of off's sector are all zero (a valid record never starts with zeros: its length is at
-** least 24), or a whole sector inside the span is. */
+** of off's sector are all zero, or a whole sector inside the span is.
+** Zeros from off to the sector's end that cover the record's whole length field are such
+** a sector: a valid record's length is at least 24, never four zero bytes. One to three
+** zero bytes (a record starting just before a boundary) prove nothing by themselves: they
+** may be the low bytes of a length such as 512 in a synced record that rotted further on.
+** Then the record counts as cut short by a lost sector only if it is otherwise whole: with
+** the length its extent implies (it ends where the next valid record starts), its other
+** length bytes and its checksum agree. */
 static int has_zero_sector(const uint8_t *img, uint64_t off, uint64_t to) {
     uint64_t head = (off / 512 + 1) * 512, i = off;
     while (i < head && i < to && img[i] == 0) i++;
-    if (i == head) return 1;
+    if (i == head && head - off >= 4) return 1;
+    if (i == head && to >= off + KD_REC_HEADER + 24 && to - off - KD_REC_HEADER <= KD_REC_MAX) {
+        uint32_t L = (uint32_t)(to - off - KD_REC_HEADER);
+        uint8_t len[4];
+        kd__set_u32(len, L);
+        size_t lost = (size_t)(head - off);
+        uint32_t crc = kd__crc32c(0, len, 4);
+        crc = kd__crc32c(crc, img + off + 8, 1 + (size_t)L);
+        if (memcmp(len + lost, img + head, 4 - lost) == 0 && crc == kd__get_u32(img + off + 4)) return 1;
+    }
     for (uint64_t s = (off + 511) / 512 * 512; s + 512 <= to; s += 512) {
         i = 0;
         while (i < 512 && img[s + i] == 0) i++;

@@ -12,6 +12,7 @@
 ** next lines. An error after the first bytes (or a server stop) ends the stream without
 ** its final chunk, which a client sees as a broken transfer rather than a short export.
 */
+#include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,8 +121,9 @@ struct MHD_Response *srv_h_import(srv *s, srv_req *r, unsigned *status) {
     int rc;
     if (arg) {
         char *end;
+        errno = 0;
         unsigned long long v = strtoull(arg, &end, 10);
-        if (!*arg || *end || v < 2 || arg[0] == '-')
+        if (!*arg || *end || v < 2 || arg[0] < '0' || arg[0] > '9' || errno == ERANGE)
             return srv_fail(status, MHD_HTTP_BAD_REQUEST, "invalid", "line must be a line number of 2 or more");
         first = v;
     }

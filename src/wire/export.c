@@ -35,8 +35,12 @@
 
 /* ---- export ----------------------------------------------------------------------------- */
 
+/* Snapshot: a key's latest version at T among seqs 1..last. */
 typedef struct pick {
     char *ns, *key;
+    uint64_t seq;
+    uint8_t id[32];
+    int deleted;
 } pick;
 
 enum { EX_HEADER, EX_HISTORY, EX_COLLECT, EX_SNAPSHOT, EX_DONE };
@@ -50,8 +54,10 @@ struct kd_export {
     uint64_t last;     /* the export holds seqs 1..last */
     kd_feed *feed;
     kd_entry e;
-    kd_entry *snap;    /* snapshot: the versions to write, in seq order */
-    size_t nsnap, next;
+    pick *picks;       /* snapshot: one per key, then sorted by seq (the order written) */
+    size_t npicks, cap, next;
+    uint32_t *slots;   /* hash of ns/key -> 1 + index in picks (0 = empty) */
+    size_t nslots;
     kd_progress_fn progress;
     void *pctx;
     kd_buf line;
@@ -67,15 +73,46 @@ static int wanted(const kd_export *ex, const char *ns) {
     return 0;
 }
 
-static int pick_cmp(const void *a, const void *b) {
+static int pick_seq_cmp(const void *a, const void *b) {
     const pick *x = a, *y = b;
-    int r = strcmp(x->ns, y->ns);
-    return r ? r : strcmp(x->key, y->key);
+    return (x->seq > y->seq) - (x->seq < y->seq);
 }
 
-static int entry_seq_cmp(const void *a, const void *b) {
-    const kd_entry *x = a, *y = b;
-    return (x->seq > y->seq) - (x->seq < y->seq);
+static uint64_t key_hash(const char *ns, const char *key) {
+    return kd__hash64(ns, strlen(ns)) * 31 + kd__hash64(key, strlen(key));
+}
+
+/* The pick of ns/key: its slot, empty (0) when the key has none yet. */
+static uint32_t *slot_of(kd_export *ex, const char *ns, const char *key) {
+    size_t mask = ex->nslots - 1, i = (size_t)key_hash(ns, key) & mask;
+    while (ex->slots[i]) {
+        const pick *p = &ex->picks[ex->slots[i] - 1];
+        if (strcmp(p->key, key) == 0 && strcmp(p->ns, ns) == 0) break;
+        i = (i + 1) & mask;
+    }
+    return &ex->slots[i];
+}
+
+/* Room for one more key: the table stays at most half full. */
+static int reserve_pick(kd_export *ex) {
+    if (ex->npicks == ex->cap) {
+        size_t nc = ex->cap ? ex->cap * 2 : 1024;
+        pick *p2 = kd__realloc(ex->picks, nc * sizeof *p2);
+        if (!p2) return kd__err(KD_NOMEM, "out of memory");
+        ex->picks = p2;
+        ex->cap = nc;
+    }
+    if ((ex->npicks + 1) * 2 <= ex->nslots) return KD_OK;
+    if (ex->npicks >= UINT32_MAX - 1) return kd__err(KD_TOOBIG, "too many keys to export");
+    size_t n = ex->nslots ? ex->nslots * 2 : 2048;
+    uint32_t *s2 = kd__calloc(n, sizeof *s2);
+    if (!s2) return kd__err(KD_NOMEM, "out of memory");
+    kd__free(ex->slots);
+    ex->slots = s2;
+    ex->nslots = n;
+    for (size_t i = 0; i < ex->npicks; i++)
+        *slot_of(ex, ex->picks[i].ns, ex->picks[i].key) = (uint32_t)(i + 1);
+    return KD_OK;
 }
 
 /* Reads the next version of the feed up to ex->last into ex->e; KD_DONE past it. */
@@ -99,60 +136,45 @@ static int put_entry(kd_export *ex, const kd_entry *e) {
     return ex->line.oom ? kd__err(KD_NOMEM, "out of memory") : KD_OK;
 }
 
-/* Snapshot: every key with a version at or before T, then each one's live version at T. */
+/* Snapshot: reads the feed up to seq `last` and keeps, for each key, its latest version
+** at or before T (commits' times grow with their seqs). The export is then the keys whose
+** kept version is not a tombstone, oldest first; their values are read one at a time as
+** they are written. Later commits do not change it: it is the database as of `last`. */
 static int collect(kd_export *ex) {
-    pick *picks = NULL;
-    size_t np = 0, cap = 0, i;
     int rc;
     while ((rc = feed_next(ex)) == KD_OK) {
         if (!wanted(ex, ex->e.ns) || ex->e.timestamp > ex->at) continue;
-        if (np == cap) {
-            size_t nc = cap ? cap * 2 : 1024;
-            pick *p2 = kd__realloc(picks, nc * sizeof *p2);
-            if (!p2) {
-                rc = kd__err(KD_NOMEM, "out of memory");
-                goto out;
-            }
-            picks = p2;
-            cap = nc;
+        if ((rc = reserve_pick(ex)) != KD_OK) return rc;
+        uint32_t *slot = slot_of(ex, ex->e.ns, ex->e.key);
+        pick *p = *slot ? &ex->picks[*slot - 1] : &ex->picks[ex->npicks];
+        if (!*slot) {
+            p->ns = ex->e.ns;
+            p->key = ex->e.key;
+            ex->e.ns = ex->e.key = NULL; /* kept */
+            *slot = (uint32_t)++ex->npicks;
         }
-        picks[np].ns = ex->e.ns;
-        picks[np].key = ex->e.key;
-        ex->e.ns = ex->e.key = NULL; /* kept */
-        np++;
+        p->seq = ex->e.seq;
+        memcpy(p->id, ex->e.version_id, 32);
+        p->deleted = ex->e.deleted;
     }
-    if (rc != KD_DONE) goto out;
-    rc = KD_OK;
-    if (np == 0) goto out;
-    qsort(picks, np, sizeof *picks, pick_cmp);
-    if (!(ex->snap = kd__calloc(np, sizeof *ex->snap))) {
-        rc = kd__err(KD_NOMEM, "out of memory");
-        goto out;
-    }
-    for (i = 0; i < np; i++) {
-        kd_entry *s = &ex->snap[ex->nsnap];
-        if (i && pick_cmp(&picks[i], &picks[i - 1]) == 0) continue;
-        rc = ex->mode == KD_EXPORT_CURRENT ? kd_get(ex->db, picks[i].ns, picks[i].key, s)
-                                           : kd_get_at(ex->db, picks[i].ns, picks[i].key, ex->at, s);
-        if (rc != KD_OK) kd_entry_clear(s); /* a tombstone may have been filled in */
-        if (rc == KD_NOTFOUND) {            /* deleted at T */
-            rc = KD_OK;
-            continue;
-        }
-        if (rc != KD_OK) goto out;
-        if (s->seq > ex->last) { /* newer than the export: drop */
-            kd_entry_clear(s);
-            continue;
-        }
-        ex->nsnap++;
-    }
-    qsort(ex->snap, ex->nsnap, sizeof *ex->snap, entry_seq_cmp);
-out:
-    for (i = 0; i < np; i++) {
-        kd_free(picks[i].ns);
-        kd_free(picks[i].key);
-    }
-    kd__free(picks);
+    if (rc != KD_DONE) return rc;
+    kd__free(ex->slots); /* not needed any more */
+    ex->slots = NULL;
+    ex->nslots = 0;
+    qsort(ex->picks, ex->npicks, sizeof *ex->picks, pick_seq_cmp);
+    return KD_OK;
+}
+
+/* The next live pick's version, value included, into ex->e. KD_DONE after the last. */
+static int next_pick(kd_export *ex) {
+    char hex[65];
+    while (ex->next < ex->npicks && ex->picks[ex->next].deleted) ex->next++;
+    if (ex->next == ex->npicks) return KD_DONE;
+    pick *p = &ex->picks[ex->next++];
+    kd_hex(p->id, hex);
+    kd_entry_clear(&ex->e);
+    int rc = kd_resolve_version(ex->db, p->ns, p->key, hex, &ex->e);
+    if (rc == KD_OK && ex->e.seq != p->seq) rc = kd__err(KD_CORRUPT, "version %s of %s/%s moved", hex, p->ns, p->key);
     return rc;
 }
 
@@ -182,8 +204,12 @@ void kd_export_close(kd_export *ex) {
     if (!ex) return;
     kd_feed_close(ex->feed);
     kd_entry_clear(&ex->e);
-    for (size_t i = 0; i < ex->nsnap; i++) kd_entry_clear(&ex->snap[i]);
-    kd__free(ex->snap);
+    for (size_t i = 0; i < ex->npicks; i++) {
+        kd_free(ex->picks[i].ns);
+        kd_free(ex->picks[i].key);
+    }
+    kd__free(ex->picks);
+    kd__free(ex->slots);
     for (size_t i = 0; i < ex->nns; i++) kd__free(ex->ns[i]);
     kd__free(ex->ns);
     kd__buf_free(&ex->line);
@@ -245,12 +271,9 @@ int kd_export_next(kd_export *ex, const char **line, size_t *len) {
         ex->state = EX_SNAPSHOT;
         /* fall through */
     case EX_SNAPSHOT:
-        if (ex->next == ex->nsnap) {
-            ex->state = EX_DONE;
-            return KD_DONE;
-        }
-        if ((rc = put_entry(ex, &ex->snap[ex->next])) != KD_OK) return rc;
-        kd_entry_clear(&ex->snap[ex->next++]); /* written: its memory can go */
+        if ((rc = next_pick(ex)) == KD_DONE) ex->state = EX_DONE;
+        if (rc != KD_OK) return rc;
+        if ((rc = put_entry(ex, &ex->e)) != KD_OK) return rc;
         break;
     default:
         return KD_DONE;
@@ -266,6 +289,7 @@ struct kd_import {
     kd_db *db;
     uint64_t lineno;   /* the number of the line being read; 0 before the header */
     uint64_t first;    /* the number of the first line after the header */
+    uint64_t last_data; /* the number of the last non-blank line read */
     uint64_t written, skipped;
     int snapshot, failed;
     kd_entry *g; /* the commit (history) or chunk (snapshot) being collected */
@@ -432,7 +456,7 @@ static int take_line(kd_import *im, const char *line, size_t len) {
     if (im->n && e->timestamp != im->g[0].timestamp) {
         kd_entry keep = *e; /* the line just read belongs to the next commit */
         memset(e, 0, sizeof *e);
-        if ((rc = flush_commit(im, im->lineno - 1)) != KD_OK) {
+        if ((rc = flush_commit(im, im->last_data)) != KD_OK) {
             kd_entry_clear(&keep);
             return rc;
         }
@@ -441,6 +465,7 @@ static int take_line(kd_import *im, const char *line, size_t len) {
     } else {
         im->n++;
     }
+    im->last_data = im->lineno;
     return KD_OK;
 }
 
@@ -457,7 +482,7 @@ int kd_import_end(kd_import *im, uint64_t *written, uint64_t *skipped) {
     kd__err_clear();
     if (im->failed) rc = kd__err(KD_INVALID, "the import failed");
     else if (im->lineno == 0) rc = kd__err(KD_INVALID, "the input is empty (no header line)");
-    else rc = im->snapshot ? flush_snapshot(im) : flush_commit(im, im->lineno);
+    else rc = im->snapshot ? flush_snapshot(im) : flush_commit(im, im->last_data);
     if (written) *written = im->written;
     if (skipped) *skipped = im->skipped;
     group_clear(im);

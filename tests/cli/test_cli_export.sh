@@ -201,4 +201,34 @@ stop_server
 # what landed before the damaged line is the same both ways
 expect_eq "$("$KDELTA" --db "$T_DIR/bigbad_srv" export)" "$("$KDELTA" --db "$T_DIR/bigbad_local" export)"
 
+t_case "through a server: pieces never pass a commit's size, blank lines split nothing"
+# Commits of ~300 KB and one of ~1.5 MB, under a server taking bodies of at most 2 MiB:
+# the piece that holds the big commit holds nothing else. Blank lines inside commits (and
+# at piece boundaries) are skipped, as locally.
+M="$T_DIR/mixed"
+for b in $(seq 1 16); do
+    n=100; [ "$b" -eq 11 ] && n=500
+    python3 -c 'import json,sys
+b, n = int(sys.argv[1]), int(sys.argv[2])
+for i in range(n):
+    print(json.dumps({"op":"put","namespace":"m","key":"k%d-%d"%(b,i),"value":{"pad":"%d-%d-"%(b,i)+"z"*3000}}))' $b $n |
+        "$KDELTA" --db "$M" batch - >/dev/null || { echo "setup failed" >&2; exit 1; }
+done
+"$KDELTA" --db "$M" export >"$T_DIR/mixed.ndjson"
+awk '{print} NR > 1 && NR % 37 == 0 {print ""}' "$T_DIR/mixed.ndjson" >"$T_DIR/mixed_blank.ndjson"
+K --db "$T_DIR/mixed_local" import "$T_DIR/mixed_blank.ndjson"
+expect_rc 0
+"$KDELTA" --db "$T_DIR/mixed_srv" status >/dev/null
+rm -f "$T_DIR/mixed_srv/serve.addr"
+"$KDELTA" --db "$T_DIR/mixed_srv" serve --port 0 --max-body 2MiB 2>>"$T_DIR/serve.log" &
+SERVER_PID=$!
+for _ in $(seq 1 100); do [ -s "$T_DIR/mixed_srv/serve.addr" ] && break; sleep 0.1; done
+K --db "$T_DIR/mixed_srv" import "$T_DIR/mixed_blank.ndjson"
+expect_rc 0
+expect_out 'Imported 2000 versions (0 already present)'
+K --db "$T_DIR/mixed_srv" export
+expect_eq "$OUT" "$(cat "$T_DIR/mixed.ndjson")"
+stop_server
+expect_eq "$("$KDELTA" --db "$T_DIR/mixed_local" export)" "$(cat "$T_DIR/mixed.ndjson")"
+
 t_end

@@ -2,7 +2,8 @@
 ** test_backup.c — kd_backup: a copy made while writers keep committing holds exactly the
 ** versions committed before it began (same ids, timestamps, order, no half batch), passes
 ** kd_check, opens, takes new writes, and brings the checkpoint and the saved vector index
-** along; bad targets are refused.
+** along; bad targets are refused. An export (kd_export_*) holds the database as of its
+** start, whatever is written while it runs.
 */
 #include <pthread.h>
 #include <sched.h>
@@ -243,8 +244,68 @@ TEST(backup_progress) {
     if (system(cmd) != 0) abort();
 }
 
+/* All the lines of an export opened earlier, after more writes: one string. */
+static char *drain(kd_export *ex) {
+    const char *line;
+    size_t len, n = 0;
+    char *all = calloc(1, 1);
+    int rc;
+    while ((rc = kd_export_next(ex, &line, &len)) == KD_OK) {
+        all = realloc(all, n + len + 1);
+        if (!all) abort();
+        memcpy(all + n, line, len);
+        n += len;
+        all[n] = 0;
+    }
+    CHECK_EQ_INT(rc, KD_DONE);
+    kd_export_close(ex);
+    return all;
+}
+
+/* A snapshot or history export holds the database as it was when it was opened, whatever
+** is written while it runs: keys overwritten, deleted or added later are exported as they
+** were, none dropped. */
+TEST(export_is_the_database_at_its_start) {
+    static const int modes[] = {KD_EXPORT_CURRENT, KD_EXPORT_AT, KD_EXPORT_HISTORY};
+    for (int m = 0; m < 3; m++) {
+        t_fresh_dir(dir, sizeof dir, "exp");
+        kd_db *db = t_open(dir, KD_SYNC_NORMAL);
+        CHECK_EQ_INT(kd_put(db, "a", "k1", "1", 1, NULL, NULL), KD_OK);
+        CHECK_EQ_INT(kd_put(db, "a", "k2", "2", 1, NULL, NULL), KD_OK);
+        CHECK_EQ_INT(kd_put(db, "a", "k3", "3", 1, NULL, NULL), KD_OK);
+        CHECK_EQ_INT(kd_delete(db, "a", "k3", NULL), KD_OK);
+        kd_export_opts o;
+        memset(&o, 0, sizeof o);
+        o.mode = modes[m];
+        o.at = INT64_MAX - 1; /* KD_EXPORT_AT: a time after every write below */
+        kd_export *before = NULL, *again = NULL;
+        CHECK_EQ_INT(kd_export_open(db, &o, &before), KD_OK);
+        char *want = NULL;
+        if (m < 2) { /* what the same export gives with nothing written meanwhile */
+            CHECK_EQ_INT(kd_export_open(db, &o, &again), KD_OK);
+            want = drain(again);
+        }
+        CHECK_EQ_INT(kd_put(db, "a", "k1", "10", 2, NULL, NULL), KD_OK); /* overwritten */
+        CHECK_EQ_INT(kd_delete(db, "a", "k2", NULL), KD_OK);              /* deleted */
+        CHECK_EQ_INT(kd_put(db, "a", "k3", "30", 2, NULL, NULL), KD_OK); /* back again */
+        CHECK_EQ_INT(kd_put(db, "a", "k4", "4", 1, NULL, NULL), KD_OK);  /* new */
+        char *got = drain(before);
+        if (want) CHECK_EQ_STR(got, want);
+        CHECK(strstr(got, "\"key\":\"k1\"") && strstr(got, "\"value\":1,"));
+        CHECK(strstr(got, "\"key\":\"k2\"") != NULL);
+        CHECK(strstr(got, "\"key\":\"k4\"") == NULL);
+        CHECK(strstr(got, "\"value\":10") == NULL && strstr(got, "\"value\":30") == NULL);
+        CHECK(m == 2 ? strstr(got, "\"key\":\"k3\"") != NULL : strstr(got, "\"key\":\"k3\"") == NULL);
+        CHECK(strstr(got, "\"seq\":4}") != NULL); /* the header: seqs 1..4 */
+        free(got);
+        free(want);
+        kd_close(db);
+    }
+}
+
 int main(void) {
     RUN(backup_while_writing);
     RUN(backup_progress);
+    RUN(export_is_the_database_at_its_start);
     return t_done();
 }

@@ -29,6 +29,7 @@
 ** KD_FAULT_SEED=N changes the base seed.
 */
 #include "korudelta.h"
+#include "crypto/crc32c.h"
 #include "log/wal.h"
 #include "os/os.h"
 #include "t.h"
@@ -736,6 +737,43 @@ TEST(lost_sector_rule) {
     }
 }
 
+/* Writes a valid record of payload length L at off (payload bytes `fill`). */
+static void put_record(uint8_t *img, uint64_t off, uint32_t L, uint8_t fill) {
+    kd__set_u32(img + off, L);
+    img[off + 8] = KD_REC_COMMIT;
+    memset(img + off + KD_REC_HEADER, fill, L);
+    uint32_t crc = kd__crc32c(0, img + off, 4);
+    crc = kd__crc32c(crc, img + off + 8, 1 + (size_t)L);
+    kd__set_u32(img + off + 4, crc);
+}
+
+/* The zeros at a bad record's start, up to its sector's end, count as a lost sector when
+** they hold its whole length field, or when the record is otherwise whole. A record that
+** starts 1-3 bytes before a boundary with a length whose low bytes are zero (1024 here)
+** and rot further on is corruption, not a cut. Returns 1 corrupt, 0 cut, -1 neither. */
+static int scan_shape(int zero_head, int intact) {
+    static uint8_t img[2048];
+    memset(img, 0xab, sizeof img);
+    uint64_t bad = 512 - (uint64_t)zero_head, good = 1545;
+    if (intact) put_record(img, bad, (uint32_t)(good - bad - KD_REC_HEADER), 7);
+    else if (zero_head < 4) kd__set_u32(img + bad, 1024); /* rot in its payload: 0xab */
+    memset(img + bad, 0, (size_t)zero_head); /* its first bytes, up to the sector's end, lost */
+    put_record(img, good, 64, 1);            /* a valid record after it */
+    kd_scan_end end;
+    rec_offs o = {{0}, 0};
+    kd__wal_scan(1, img, good + KD_REC_HEADER + 64, bad, note_rec, &o, &end);
+    return end.corrupt ? 1 : end.lost_pages ? 0 : -1;
+}
+
+TEST(lost_sector_rule_length_field) {
+    for (int z = 1; z <= 3; z++) {
+        CHECK_EQ_INT(scan_shape(z, 0), 1); /* 1-3 zero bytes, then rot: corrupt */
+        CHECK_EQ_INT(scan_shape(z, 1), 0); /* 1-3 zero bytes of a record otherwise whole: cut */
+    }
+    CHECK_EQ_INT(scan_shape(4, 0), 0); /* the whole length field zero to the boundary: cut */
+    CHECK_EQ_INT(scan_shape(40, 0), 0);
+}
+
 /* The backend itself: what a power cut keeps and drops. */
 TEST(mem_backend_model) {
     kd_vfs *v = kd__os_mem_new(1);
@@ -788,6 +826,7 @@ int main(void) {
     printf("seed %" PRIu64 "%s\n", g_seed, g_long ? " (long run)" : "");
     RUN(mem_backend_model);
     RUN(lost_sector_rule);
+    RUN(lost_sector_rule_length_field);
     RUN(io_error_sweeps);
     RUN(io_error_open_sweep);
     RUN(power_loss);
