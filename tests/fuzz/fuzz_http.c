@@ -11,7 +11,10 @@
 **   4 PUT  /api/v1/fz/k/_embedding {"vector": [...], ...}   (the raw body walk)
 **   5 POST /api/v1/_search         a similarity search      (the raw walk, search_opts)
 **   6 POST /api/v1/fz/_search      the same, one namespace
-** chosen by byte 0 of the input (modulo 7); the rest is the body (NUL-terminated, as
+**   7 POST /api/v1/_import         an export (NDJSON: kd_import_*, commits with their
+**                                  timestamps and expected ids)
+** chosen by byte 0 of the input (0xf0 and up: 7; else modulo 7, so that the first seeds
+** kept their meaning when import came); the rest is the body (NUL-terminated, as
 ** server.c hands it over). What is not covered: libmicrohttpd's own parsing of the
 ** request line, headers and chunked bodies, query-string decoding (server.c), and
 ** request headers (the requests have no connection, so If-Match and friends are absent).
@@ -80,6 +83,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         {SRV_PUT, {"api", "v1", "fz", "k", "_embedding"}, 5},
         {SRV_POST, {"api", "v1", "_search"}, 3},
         {SRV_POST, {"api", "v1", "fz", "_search"}, 4},
+        {SRV_POST, {"api", "v1", "_import"}, 3},
     };
     static int started;
     srv_req r;
@@ -97,7 +101,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         started = 1;
     }
     if ((!S.db || ++runs % RECREATE_EVERY == 0) && open_db() != 0) abort();
-    which = data[0] % (sizeof reqs / sizeof reqs[0]);
+    which = data[0] >= 0xf0 ? 7 : data[0] % 7;
     if (!(b = fuzz_cstr(data + 1, size - 1))) return 0;
 
     memset(&r, 0, sizeof r);
