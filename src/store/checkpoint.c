@@ -252,6 +252,10 @@ int kd__checkpoint_load(kd_db *db, int *loaded, uint64_t *log_pos) {
         if ((rc = kd__index_key(ix, ns, (const char *)s, n, &k)) != KD_OK) goto out;
         if (k != i) { r.bad = 1; break; } /* a duplicate key */
     }
+    /* The counts size the tables: they must fit in what is left (8 bytes a value, 24 a
+    ** version) before anything is reserved for them (found by fuzz_dbfile: a count of
+    ** 2^31 values asked for 17 GB). */
+    if (!r.bad && ((uint64_t)nvals * 8 > r.len - r.off || nvers > (r.len - r.off) / 24)) r.bad = 1;
     if (!r.bad && (rc = kd__index_reserve(ix, nvers, nvals)) != KD_OK) goto out;
     for (uint32_t i = 0; i < nvals && !r.bad; i++) {
         uint32_t seq = kd__take32(&r), h = kd__take32(&r);
