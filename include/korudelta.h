@@ -311,8 +311,14 @@ int kd_check(kd_db *db, int deep, kd_check_report *report);
 ** kd_open refuses as corrupt. */
 int kd_check_path(const char *path, int deep, kd_check_report *report);
 
-/* Progress of a long operation: done of total units (bytes for kd_backup). */
+/* Progress of a long operation: done of total units (bytes for kd_backup and the checks,
+** seqs for kd_export). */
 typedef void (*kd_progress_fn)(void *ctx, uint64_t done, uint64_t total);
+
+/* kd_check and kd_check_path, calling progress (may be NULL) as the log is read. */
+int kd_check_progress(kd_db *db, int deep, kd_check_report *report, kd_progress_fn progress, void *ctx);
+int kd_check_path_progress(const char *path, int deep, kd_check_report *report, kd_progress_fn progress,
+                           void *ctx);
 
 /* Writes a consistent copy of the database into directory dir (created if missing; it
 ** must be empty) while the database stays in use: every version committed when the call

@@ -486,16 +486,16 @@ int cli_cmd_check(cli *c) {
     char open_err[600] = "";
     char abs[PATH_MAX];
     char *path = NULL;
-    int rc, code;
+    int rc, code, bar = -1;
+    int tty = isatty(STDERR_FILENO); /* a bar while the log is read (locally) */
     memset(&r, 0, sizeof r);
     if ((code = check_connect(c, open_err, sizeof open_err)) != 0) return code;
-    if (open_err[0]) {
-        rc = kd_check_path(c->db_path, c->deep, &r);
-        if (rc != KD_OK) return cli_fail_kd(c, rc, "checking database");
-    } else {
-        rc = cli_op_check(c, c->deep, &r, c->json ? NULL : &path);
-        if (rc != KD_OK) return cli_fail_kd(c, rc, "checking database");
-    }
+    if (open_err[0])
+        rc = kd_check_path_progress(c->db_path, c->deep, &r, tty ? cli_progress_bar : NULL, &bar);
+    else
+        rc = cli_op_check(c, c->deep, &r, c->json ? NULL : &path, tty ? cli_progress_bar : NULL, &bar);
+    if (tty && bar >= 0) fputs("\n", stderr);
+    if (rc != KD_OK) return cli_fail_kd(c, rc, "checking database");
     r.first_error[sizeof r.first_error - 1] = '\0';
     r.error_list[sizeof r.error_list - 1] = '\0';
     uint64_t listed = 0;

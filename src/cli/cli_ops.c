@@ -694,7 +694,7 @@ int cli_op_status(cli *c, kd_stats *st, char **path) {
     return rc;
 }
 
-int cli_op_check(cli *c, int deep, kd_check_report *r, char **path) {
+int cli_op_check(cli *c, int deep, kd_check_report *r, char **path, kd_progress_fn progress, void *ctx) {
     cli_buf p = {0};
     cli_http_res res;
     kd_json_val doc, fe;
@@ -704,7 +704,7 @@ int cli_op_check(cli *c, int deep, kd_check_report *r, char **path) {
     memset(r, 0, sizeof *r);
     if (path) *path = NULL;
     if (!c->remote) {
-        rc = kd_check(c->db, deep, r);
+        rc = kd_check_progress(c->db, deep, r, progress, ctx);
         if (rc == KD_OK && path && !(*path = local_path(c))) rc = KD_NOMEM;
         return rc;
     }

@@ -106,8 +106,8 @@ int cli_op_keys(cli *c, const char *ns, char ***keys, size_t *n);
 /* Statistics and the database's absolute path (*path released with free()). */
 int cli_op_status(cli *c, kd_stats *st, char **path);
 /* As kd_check on the open (or served) database; *path (free()) as for status, NULL when
-** not wanted. */
-int cli_op_check(cli *c, int deep, kd_check_report *r, char **path);
+** not wanted. progress is only called locally. */
+int cli_op_check(cli *c, int deep, kd_check_report *r, char **path, kd_progress_fn progress, void *ctx);
 
 /* As kd_backup into dir (an absolute path: remotely it names a directory on the server's
 ** machine); *bytes receives the bytes copied. progress is only called locally. */

@@ -19,7 +19,18 @@ typedef struct check_ctx {
     kd_check_report *rep;
     uint64_t next_seq;
     int resync;       /* resuming past a damaged record: its seqs are unknown */
+    kd_progress_fn progress;
+    void *pctx;
+    uint64_t base, total, shown; /* bytes of the segments before this one, of all, reported */
 } check_ctx;
+
+#define PROGRESS_STEP (1u << 20) /* report at most every MiB checked */
+
+static void note_progress(check_ctx *c, uint64_t done) {
+    if (!c->progress || (done < c->shown + PROGRESS_STEP && done < c->total)) return;
+    c->shown = done;
+    c->progress(c->pctx, done, c->total);
+}
 
 static void report_error(kd_check_report *rep, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void report_error(kd_check_report *rep, const char *fmt, ...) {
@@ -45,6 +56,7 @@ static int check_rec(void *arg, const kd_rec *r) {
     check_ctx *c = arg;
     kd_commit cm;
     c->rep->records++;
+    note_progress(c, c->base + r->off);
     int rc = kd__commit_decode(r->payload, r->len, &cm);
     if (rc == KD_NOMEM) return rc; /* not the database's fault: the check stops and says so */
     if (rc != KD_OK) {
@@ -95,9 +107,10 @@ static int check_rec(void *arg, const kd_rec *r) {
     return 0;
 }
 
-static int check_wal(kd_wal *w, kd_db *db, int deep, kd_check_report *rep) {
-    check_ctx c = {db, deep, rep, 1, 0};
-    for (size_t i = 0; i < w->nsegs; i++) {
+static int check_wal(kd_wal *w, kd_db *db, int deep, kd_check_report *rep, kd_progress_fn progress, void *pctx) {
+    check_ctx c = {db, deep, rep, 1, 0, progress, pctx, 0, 0, 0};
+    for (size_t i = 0; i < w->nsegs; i++) c.total += w->segs[i].size;
+    for (size_t i = 0; i < w->nsegs; c.base += w->segs[i].size, i++) {
         uint8_t *img = NULL;
         uint64_t len = 0;
         int rc = kd__wal_read_segment(w, i, &img, &len);
@@ -131,6 +144,8 @@ static int check_wal(kd_wal *w, kd_db *db, int deep, kd_check_report *rep) {
         }
         kd__free(img);
     }
+    c.shown = 0;
+    note_progress(&c, c.total); /* done */
     if (db && c.next_seq - 1 != db->last_seq)
         report_error(rep, "the log holds %llu versions but the index %llu", (unsigned long long)(c.next_seq - 1),
                      (unsigned long long)db->last_seq);
@@ -138,24 +153,33 @@ static int check_wal(kd_wal *w, kd_db *db, int deep, kd_check_report *rep) {
 }
 
 int kd_check(kd_db *db, int deep, kd_check_report *report) {
+    return kd_check_progress(db, deep, report, NULL, NULL);
+}
+
+int kd_check_path(const char *path, int deep, kd_check_report *report) {
+    return kd_check_path_progress(path, deep, report, NULL, NULL);
+}
+
+int kd_check_progress(kd_db *db, int deep, kd_check_report *report, kd_progress_fn progress, void *ctx) {
     kd__err_clear();
     memset(report, 0, sizeof *report);
     report->ok = 1;
     pthread_mutex_lock(&db->wmu);
     pthread_rwlock_rdlock(&db->ix_lock);
-    int rc = check_wal(&db->wal, db, deep, report);
+    int rc = check_wal(&db->wal, db, deep, report, progress, ctx);
     pthread_rwlock_unlock(&db->ix_lock);
     pthread_mutex_unlock(&db->wmu);
     return rc;
 }
 
-int kd_check_path(const char *path, int deep, kd_check_report *report) {
+int kd_check_path_progress(const char *path, int deep, kd_check_report *report, kd_progress_fn progress,
+                           void *ctx) {
     kd_wal w;
     kd__err_clear();
     memset(report, 0, sizeof *report);
     report->ok = 1;
     int rc = kd__wal_open(&w, kd__os_unix(), path, 64u << 20, 1, 0);
-    if (rc == KD_OK) rc = check_wal(&w, NULL, deep, report);
+    if (rc == KD_OK) rc = check_wal(&w, NULL, deep, report, progress, ctx);
     else if (rc == KD_CORRUPT) {
         report_error(report, "%s", kd__errmsg_get());
         rc = KD_OK;

@@ -231,12 +231,14 @@ expect_eq "$OUT" "$(cat "$T_DIR/mixed.ndjson")"
 stop_server
 expect_eq "$("$KDELTA" --db "$T_DIR/mixed_local" export)" "$(cat "$T_DIR/mixed.ndjson")"
 
-t_case "progress bars on a terminal, nothing on stderr when piped"
+t_case "progress bars on a terminal (export, import, backup, check), nothing on stderr when piped"
 # script(1) gives the command a terminal; the bar is redrawn with \r and ends at 100%.
 bar_of() { script -qec "$1" /dev/null | tr '\r' '\n' | grep -c '^\[#*\] *100%'; }
 expect_eq "$(bar_of "'$KDELTA' --db '$S' export >/dev/null")" 1
 expect_eq "$(bar_of "'$KDELTA' --db '$T_DIR/bar1' import '$T_DIR/all.ndjson' >/dev/null")" 1
 expect_eq "$(bar_of "'$KDELTA' --db '$S' backup '$T_DIR/bar_backup' >/dev/null")" 1
+expect_eq "$(bar_of "'$KDELTA' --db '$S' check --deep >/dev/null")" 1
+expect_eq "$("$KDELTA" --db "$S" check --deep 2>&1 >/dev/null | wc -c)" 0
 expect_eq "$("$KDELTA" --db "$S" export 2>&1 >/dev/null | wc -c)" 0
 expect_eq "$("$KDELTA" --db "$T_DIR/bar2" import "$T_DIR/all.ndjson" 2>&1 >/dev/null | wc -c)" 0
 start_server "$S"
