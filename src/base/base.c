@@ -38,6 +38,18 @@ char *kd__strndup(const char *s, size_t n) {
 }
 char *kd__strdup(const char *s) { return kd__strndup(s, strlen(s)); }
 
+int kd__grow(void *pp, size_t *cap, size_t n, size_t elem, size_t first) {
+    if (n < *cap) return KD_OK;
+    size_t nc = *cap ? *cap * 2 : first;
+    void *old, *p;
+    if (nc > SIZE_MAX / elem) return kd__err(KD_NOMEM, "out of memory");
+    memcpy(&old, pp, sizeof old);
+    if (!(p = kd__realloc(old, nc * elem))) return kd__err(KD_NOMEM, "out of memory");
+    memcpy(pp, &p, sizeof p);
+    *cap = nc;
+    return KD_OK;
+}
+
 char *kd__path_join(const char *dir, const char *name) {
     size_t n = strlen(dir) + strlen(name) + 2;
     char *p = kd__malloc(n);

@@ -23,6 +23,10 @@ void *kd__realloc(void *p, size_t n);
 void kd__free(void *p);
 char *kd__strdup(const char *s);
 char *kd__strndup(const char *s, size_t n);
+/* Room for one more element in the array *pp (its element type elem bytes) holding n of
+** *cap: when full, it doubles (or becomes first elements). pp is the address of the array
+** pointer (e.g. &b->ops). KD_OK, or KD_NOMEM with the message and the array untouched. */
+int kd__grow(void *pp, size_t *cap, size_t n, size_t elem, size_t first);
 /* "dir/name", newly allocated (kd__free); NULL when out of memory. */
 char *kd__path_join(const char *dir, const char *name);
 /* Test hook: make the Nth allocation from now on fail (0 = never). Process-wide, for

@@ -34,11 +34,10 @@ typedef struct out_ctx {
 
 /* Remote progress: the seq of each line received, of the header's seq. */
 static void remote_progress(out_ctx *o, const char *p, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        if (p[i] != '\n') {
-            cli_buf_add(&o->part, &p[i], 1);
-            continue;
-        }
+    const char *nl, *end = p + n;
+    while ((nl = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+        cli_buf_add(&o->part, p, (size_t)(nl - p));
+        p = nl + 1;
         uint64_t seq = 0;
         kd_json_val doc = kd_json_doc(o->part.p, o->part.len);
         int64_t v;
@@ -47,6 +46,7 @@ static void remote_progress(out_ctx *o, const char *p, size_t n) {
         else cli_progress_bar(&o->bar, seq, o->last);
         o->part.len = 0;
     }
+    cli_buf_add(&o->part, p, (size_t)(end - p)); /* the start of the next line */
 }
 
 static int to_stdout(void *ctx, const char *p, size_t n) {

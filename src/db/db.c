@@ -563,13 +563,7 @@ static int batch_add(kd_batch *b, const char *ns, const char *key, const char *j
     if (!b) return kd__err(KD_INVALID, "NULL batch");
     if (!ns || !key) return kd__err(KD_INVALID, "missing namespace or key");
     if (!del && !json) return kd__err(KD_INVALID, "missing value");
-    if (b->n == b->cap) {
-        size_t nc = b->cap ? b->cap * 2 : 8;
-        kd_op *n = kd__realloc(b->ops, nc * sizeof *n);
-        if (!n) return kd__err(KD_NOMEM, "out of memory");
-        b->ops = n;
-        b->cap = nc;
-    }
+    if (kd__grow(&b->ops, &b->cap, b->n, sizeof *b->ops, 8) != KD_OK) return KD_NOMEM;
     kd_op *o = &b->ops[b->n];
     memset(o, 0, sizeof *o);
     o->del = del;

@@ -446,16 +446,7 @@ int kd_list_keys(kd_db *db, const char *ns, const char *after, size_t limit, cha
         const kd_key *k = kd__key(&db->ix, sorted[i]);
         int64_t p = kd__index_latest(&db->ix, k, vis);
         if (p < 0 || kd__ver(&db->ix, kd__key_seq(k, (uint32_t)p))->val == 0) continue;
-        if (cnt == cap) {
-            size_t nc = cap ? cap * 2 : 64;
-            char **nv = kd__realloc(v, nc * sizeof *nv);
-            if (!nv) {
-                rc = kd__err(KD_NOMEM, "out of memory");
-                goto out;
-            }
-            v = nv;
-            cap = nc;
-        }
+        if ((rc = kd__grow(&v, &cap, cnt, sizeof *v, 64)) != KD_OK) goto out;
         if (!(v[cnt] = kd__strndup(k->name, k->len))) {
             rc = kd__err(KD_NOMEM, "out of memory");
             goto out;

@@ -263,23 +263,21 @@ static int valid_record_at(const uint8_t *img, uint64_t len, uint64_t off, uint6
 ** the length its extent implies (it ends where the next valid record starts), its other
 ** length bytes and its checksum agree. */
 static int has_zero_sector(const uint8_t *img, uint64_t off, uint64_t to) {
-    uint64_t head = (off / 512 + 1) * 512, i = off;
-    while (i < head && i < to && img[i] == 0) i++;
-    if (i == head && head - off >= 4) return 1;
-    if (i == head && to >= off + KD_REC_HEADER + 24 && to - off - KD_REC_HEADER <= KD_REC_MAX) {
-        uint32_t L = (uint32_t)(to - off - KD_REC_HEADER);
-        uint8_t len[4];
-        kd__set_u32(len, L);
+    uint64_t head = (off / 512 + 1) * 512; /* the end of off's sector */
+    if (head <= to && kd__all_zero(img + off, head - off)) {
         size_t lost = (size_t)(head - off);
-        uint32_t crc = kd__crc32c(0, len, 4);
-        crc = kd__crc32c(crc, img + off + 8, 1 + (size_t)L);
-        if (memcmp(len + lost, img + head, 4 - lost) == 0 && crc == kd__get_u32(img + off + 4)) return 1;
+        if (lost >= 4) return 1;
+        uint64_t L = to - off - KD_REC_HEADER; /* 1-3 bytes: is the record otherwise whole? */
+        if (to >= off + KD_REC_HEADER + 24 && L <= KD_REC_MAX) {
+            uint8_t len[4];
+            kd__set_u32(len, (uint32_t)L);
+            uint32_t crc = kd__crc32c(0, len, 4);
+            crc = kd__crc32c(crc, img + off + 8, 1 + (size_t)L);
+            if (memcmp(len + lost, img + head, 4 - lost) == 0 && crc == kd__get_u32(img + off + 4)) return 1;
+        }
     }
-    for (uint64_t s = (off + 511) / 512 * 512; s + 512 <= to; s += 512) {
-        i = 0;
-        while (i < 512 && img[s + i] == 0) i++;
-        if (i == 512) return 1;
-    }
+    for (uint64_t s = (off + 511) / 512 * 512; s + 512 <= to; s += 512)
+        if (kd__all_zero(img + s, 512)) return 1;
     return 0;
 }
 

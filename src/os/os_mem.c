@@ -206,13 +206,7 @@ static int table_set(mem_table *t, const char *path, mem_node *nd) {
         t->v[i].node = nd;
         return KD_OK;
     }
-    if (t->n == t->cap) {
-        size_t nc = t->cap ? t->cap * 2 : 16;
-        mem_name *nv = kd__realloc(t->v, nc * sizeof *nv);
-        if (!nv) return kd__err(KD_NOMEM, "out of memory");
-        t->v = nv;
-        t->cap = nc;
-    }
+    if (kd__grow(&t->v, &t->cap, t->n, sizeof *t->v, 16) != KD_OK) return KD_NOMEM;
     if (!(t->v[t->n].path = kd__strdup(path))) return kd__err(KD_NOMEM, "out of memory");
     t->v[t->n].node = nd;
     nd->refs++;
@@ -299,13 +293,7 @@ static int node_truncate(mem_node *nd, uint64_t size) {
 }
 
 static int node_log(mem_node *nd, int is_write, const void *buf, size_t n, uint64_t off) {
-    if (nd->nops == nd->capops) {
-        size_t nc = nd->capops ? nd->capops * 2 : 8;
-        mem_op *no = kd__realloc(nd->ops, nc * sizeof *no);
-        if (!no) return kd__err(KD_NOMEM, "out of memory");
-        nd->ops = no;
-        nd->capops = nc;
-    }
+    if (kd__grow(&nd->ops, &nd->capops, nd->nops, sizeof *nd->ops, 8) != KD_OK) return KD_NOMEM;
     mem_op *o = &nd->ops[nd->nops];
     memset(o, 0, sizeof *o);
     o->is_write = is_write;
@@ -566,13 +554,7 @@ static int m_exists(kd_vfs *vfs, const char *path) {
 static int cmp_names(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
 static int push_name(char ***v, size_t *n, size_t *cap, const char *s) {
-    if (*n == *cap) {
-        size_t nc = *cap ? *cap * 2 : 16;
-        char **nv = kd__realloc(*v, nc * sizeof *nv);
-        if (!nv) return kd__err(KD_NOMEM, "out of memory");
-        *v = nv;
-        *cap = nc;
-    }
+    if (kd__grow(v, cap, *n, sizeof **v, 16) != KD_OK) return KD_NOMEM;
     if (!((*v)[*n] = kd__strdup(s))) return kd__err(KD_NOMEM, "out of memory");
     (*n)++;
     return KD_OK;

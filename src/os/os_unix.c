@@ -178,13 +178,7 @@ static int u_list(kd_vfs *vfs, const char *dir, char ***names, size_t *n) {
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
-        if (cnt == cap) {
-            size_t nc = cap ? cap * 2 : 16;
-            char **nv = kd__realloc(v, nc * sizeof *nv);
-            if (!nv) { rc = kd__err(KD_NOMEM, "out of memory"); goto out; }
-            v = nv;
-            cap = nc;
-        }
+        if ((rc = kd__grow(&v, &cap, cnt, sizeof *v, 16)) != KD_OK) goto out;
         if (!(v[cnt] = kd__strdup(e->d_name))) { rc = kd__err(KD_NOMEM, "out of memory"); goto out; }
         cnt++;
     }

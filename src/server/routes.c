@@ -37,10 +37,10 @@
 static int streq(const char *a, const char *b) { return strcmp(a, b) == 0; }
 
 /* ---- small helpers ------------------------------------------------------------------------ */
+/* srv_arg_uint and srv_arg_bool: see server_int.h. */
 
-/* A non-negative integer argument, at most max. *given says whether it was there. */
-static struct MHD_Response *arg_uint(const srv_req *r, const char *name, uint64_t max, uint64_t *out,
-                                     int *given, unsigned *status) {
+struct MHD_Response *srv_arg_uint(const srv_req *r, const char *name, uint64_t max, uint64_t *out,
+                                  int *given, unsigned *status) {
     const char *v = srv_arg(r, name);
     uint64_t n = 0;
     if (given) *given = v != NULL;
@@ -64,8 +64,7 @@ bad:
                     (unsigned long long)max, v);
 }
 
-/* A boolean argument: 1/true/yes (or present without a value), 0/false/no. */
-static struct MHD_Response *arg_bool(const srv_req *r, const char *name, int *out, unsigned *status) {
+struct MHD_Response *srv_arg_bool(const srv_req *r, const char *name, int *out, unsigned *status) {
     const char *v = srv_arg(r, name);
     *out = 0;
     if (!v) return NULL;
@@ -424,8 +423,8 @@ static struct MHD_Response *h_history(srv *s, srv_req *r, unsigned *status) {
     else if (order && !streq(order, "asc"))
         return srv_fail(status, MHD_HTTP_BAD_REQUEST, "invalid",
                         "query parameter 'order' must be asc or desc, not '%.100s'", order);
-    if ((resp = arg_uint(r, "offset", SIZE_MAX, &offset, NULL, status))) return resp;
-    if ((resp = arg_uint(r, "limit", SIZE_MAX, &limit, &has_limit, status))) return resp;
+    if ((resp = srv_arg_uint(r, "offset", SIZE_MAX, &offset, NULL, status))) return resp;
+    if ((resp = srv_arg_uint(r, "limit", SIZE_MAX, &limit, &has_limit, status))) return resp;
 
     if (desc || (has_limit && limit == 0)) {
         /* Newest first: learn the total, then read the matching slice oldest first. */
@@ -629,7 +628,7 @@ static struct MHD_Response *h_namespaces(srv *s, srv_req *r, unsigned *status) {
     size_t n = 0;
     int all, rc;
     srv_buf b = {0};
-    if ((resp = arg_bool(r, "all", &all, status))) return resp;
+    if ((resp = srv_arg_bool(r, "all", &all, status))) return resp;
     if ((rc = kd_list_namespaces(s->db, all, &list, &n)) != KD_OK) return srv_fail_kd(status, rc, NULL);
     srv_buf_puts(&b, "{\"namespaces\":[");
     for (size_t i = 0; i < n; i++) {
@@ -652,7 +651,7 @@ static struct MHD_Response *h_keys(srv *s, srv_req *r, unsigned *status) {
     int rc;
     srv_buf b = {0};
     if ((rc = kd_valid_namespace(ns, 0)) != KD_OK) return srv_fail_kd(status, rc, NULL);
-    if ((resp = arg_uint(r, "limit", KEYS_LIMIT_MAX, &limit, NULL, status))) return resp;
+    if ((resp = srv_arg_uint(r, "limit", KEYS_LIMIT_MAX, &limit, NULL, status))) return resp;
     if (limit == 0) /* a page of nothing with "more":true would never let a pager finish */
         return srv_fail(status, MHD_HTTP_BAD_REQUEST, "invalid",
                         "query parameter 'limit' must be an integer from 1 to %d, not '0'",
@@ -868,7 +867,7 @@ static struct MHD_Response *h_check(srv *s, srv_req *r, unsigned *status) {
     srv_buf b = {0};
     int deep, rc;
     memset(&rep, 0, sizeof rep);
-    if ((resp = arg_bool(r, "deep", &deep, status))) return resp;
+    if ((resp = srv_arg_bool(r, "deep", &deep, status))) return resp;
     if ((rc = kd_check(s->db, deep, &rep)) != KD_OK) return srv_fail_kd(status, rc, NULL);
     rep.first_error[sizeof rep.first_error - 1] = '\0';
     rep.error_list[sizeof rep.error_list - 1] = '\0';

@@ -12,7 +12,6 @@
 ** next lines. An error after the first bytes (or a server stop) ends the stream without
 ** its final chunk, which a client sees as a broken transfer rather than a short export.
 */
-#include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,10 +65,11 @@ static void export_free(void *cls) {
 
 /* GET /api/v1/_export[?ns=A&ns=B][&at=T | &current=1] */
 struct MHD_Response *srv_h_export(srv *s, srv_req *r, unsigned *status) {
-    const char *at = srv_arg(r, "at"), *current = srv_arg(r, "current");
+    const char *at = srv_arg(r, "at");
     const char *ns[SRV_MAX_ARGS];
+    struct MHD_Response *resp;
     kd_export_opts o;
-    int rc;
+    int rc, current;
     memset(&o, 0, sizeof o);
     o.mode = KD_EXPORT_HISTORY;
     for (size_t i = 0; i < r->nargs; i++) {
@@ -80,8 +80,7 @@ struct MHD_Response *srv_h_export(srv *s, srv_req *r, unsigned *status) {
                             "unknown argument '%.100s' (_export takes ns, at and current)", name);
     }
     o.namespaces = ns;
-    if (current && strcmp(current, "1") != 0 && strcmp(current, "true") != 0)
-        return srv_fail(status, MHD_HTTP_BAD_REQUEST, "invalid", "current must be 1 or true");
+    if ((resp = srv_arg_bool(r, "current", &current, status))) return resp;
     if (at && current)
         return srv_fail(status, MHD_HTTP_BAD_REQUEST, "invalid", "at and current do not go together");
     if (current) o.mode = KD_EXPORT_CURRENT;
@@ -93,12 +92,11 @@ struct MHD_Response *srv_h_export(srv *s, srv_req *r, unsigned *status) {
     if (!es) return srv_fail_kd(status, KD_NOMEM, NULL);
     es->s = s;
     if ((rc = kd_export_open(s->db, &o, &es->ex)) != KD_OK) {
-        struct MHD_Response *resp = srv_fail_kd(status, rc, NULL);
+        resp = srv_fail_kd(status, rc, NULL);
         free(es);
         return resp;
     }
-    struct MHD_Response *resp =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, EXPORT_BLOCK, export_read, es, export_free);
+    resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, EXPORT_BLOCK, export_read, es, export_free);
     if (!resp) {
         export_free(es);
         return srv_fail_kd(status, KD_NOMEM, NULL);
@@ -115,25 +113,20 @@ struct MHD_Response *srv_h_export(srv *s, srv_req *r, unsigned *status) {
 ** its header line); N is the number, in the whole export, of the piece's first line after
 ** the header (for error messages; default 2). */
 struct MHD_Response *srv_h_import(srv *s, srv_req *r, unsigned *status) {
+    struct MHD_Response *resp;
     kd_import *im = NULL;
     uint64_t written = 0, skipped = 0, first = 2;
-    const char *arg = srv_arg(r, "line");
-    int rc;
-    if (arg) {
-        char *end;
-        errno = 0;
-        unsigned long long v = strtoull(arg, &end, 10);
-        if (!*arg || *end || v < 2 || arg[0] < '0' || arg[0] > '9' || errno == ERANGE)
-            return srv_fail(status, MHD_HTTP_BAD_REQUEST, "invalid", "line must be a line number of 2 or more");
-        first = v;
-    }
+    int rc, given;
+    if ((resp = srv_arg_uint(r, "line", UINT64_MAX, &first, &given, status))) return resp;
+    if (given && first < 2)
+        return srv_fail(status, MHD_HTTP_BAD_REQUEST, "invalid", "line must be a line number of 2 or more");
     if ((rc = kd_import_begin(s->db, first, &im)) != KD_OK) return srv_fail_kd(status, rc, NULL);
     const char *p = r->body, *end = r->body + r->body_len;
     while (p < end) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));
         const char *stop = nl ? nl : end;
         if ((rc = kd_import_line(im, p, (size_t)(stop - p))) != KD_OK) {
-            struct MHD_Response *resp = srv_fail_kd(status, rc, NULL);
+            resp = srv_fail_kd(status, rc, NULL);
             kd_import_end(im, NULL, NULL);
             return resp;
         }

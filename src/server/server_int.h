@@ -110,6 +110,13 @@ struct MHD_Response *srv_member_string(kd_json_val obj, const char *name, const 
 ** names compare with their length, so one holding U+0000 is never a known one. */
 struct MHD_Response *srv_only_members(kd_json_val obj, const char *const *allowed, const char *shape,
                                       unsigned *status);
+/* A non-negative integer query argument, at most max (400 otherwise); *given (may be NULL)
+** says whether it was there. NULL when fine, else the error response. */
+struct MHD_Response *srv_arg_uint(const srv_req *r, const char *name, uint64_t max, uint64_t *out,
+                                  int *given, unsigned *status);
+/* A boolean query argument: 1/true/yes (or present without a value), 0/false/no; *out 0
+** when absent. NULL when fine, else the 400 response. */
+struct MHD_Response *srv_arg_bool(const srv_req *r, const char *name, int *out, unsigned *status);
 /* Adds the ETag header to resp; NULL (resp destroyed) when that fails. */
 struct MHD_Response *srv_with_etag(struct MHD_Response *resp, const char *etag);
 

@@ -190,15 +190,7 @@ static view *find(kd_views *vs, const char *name, size_t *pos) {
 
 /* Room for one more view. kd_view_create reserves it before it writes the view's record,
 ** so that adding the view once the record is written cannot run out of memory. */
-static int reserve(kd_views *vs) {
-    if (vs->n < vs->cap) return KD_OK;
-    size_t cap = vs->cap ? vs->cap * 2 : 4;
-    view **p = kd__realloc(vs->v, cap * sizeof *p);
-    if (!p) return kd__err(KD_NOMEM, "out of memory");
-    vs->v = p;
-    vs->cap = cap;
-    return KD_OK;
-}
+static int reserve(kd_views *vs) { return kd__grow(&vs->v, &vs->cap, vs->n, sizeof *vs->v, 4); }
 
 static int add(kd_views *vs, view *w) {
     int rc = reserve(vs);
@@ -281,9 +273,11 @@ static int load(kd_db *db, kd_views *vs) {
     return KD_OK;
 }
 
-/* The handle's views, attached on first use, locked and loaded. Unlock with
-** pthread_mutex_unlock(&vs->mu). */
-static int lock_views(kd_db *db, kd_views **out) {
+/* The handle's views, attached on first use, locked, loaded and caught up. Unlock with
+** pthread_mutex_unlock(&vs->mu). written: the caller has just written to `_views` and must
+** now bring the registry in line with it, so a catch-up that fails (out of memory) is left
+** for the next call, as on_commit does, rather than failing a write that has landed. */
+static int lock_views_as(kd_db *db, int written, kd_views **out) {
     pthread_mutex_lock(&db->ext_mu);
     if (!db->views) {
         kd_views *vs = kd__calloc(1, sizeof *vs);
@@ -300,7 +294,10 @@ static int lock_views(kd_db *db, kd_views **out) {
     pthread_mutex_unlock(&db->ext_mu);
     pthread_mutex_lock(&vs->mu);
     int rc = load(db, vs);
-    if (rc == KD_OK) rc = catch_up(db, vs);
+    if (rc == KD_OK && (rc = catch_up(db, vs)) != KD_OK && written) {
+        kd__log(KD_LOG_WARN, "views: catching up failed: %s", kd__errmsg_get());
+        rc = KD_OK;
+    }
     if (rc != KD_OK) {
         pthread_mutex_unlock(&vs->mu);
         return rc;
@@ -309,24 +306,8 @@ static int lock_views(kd_db *db, kd_views **out) {
     return KD_OK;
 }
 
-/* lock_views for a call that has just written to `_views` and must now bring the registry
-** in line with it: the definitions are loaded already (the call locked them before it
-** wrote), and a catch-up that runs out of memory is left for the next call (as on_commit
-** does) rather than failing a write that has landed. */
-static int lock_views_written(kd_db *db, kd_views **out) {
-    pthread_mutex_lock(&db->ext_mu);
-    kd_views *vs = db->views;
-    pthread_mutex_unlock(&db->ext_mu);
-    pthread_mutex_lock(&vs->mu);
-    int rc = load(db, vs);
-    if (rc != KD_OK) {
-        pthread_mutex_unlock(&vs->mu);
-        return rc;
-    }
-    if (catch_up(db, vs) != KD_OK) kd__log(KD_LOG_WARN, "views: catching up failed: %s", kd__errmsg_get());
-    *out = vs;
-    return KD_OK;
-}
+static int lock_views(kd_db *db, kd_views **out) { return lock_views_as(db, 0, out); }
+static int lock_views_written(kd_db *db, kd_views **out) { return lock_views_as(db, 1, out); }
 
 /* The named view, built. Caller holds vs->mu. */
 static int get_built(kd_db *db, kd_views *vs, const char *name, view **out) {

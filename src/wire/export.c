@@ -95,13 +95,7 @@ static uint32_t *slot_of(kd_export *ex, const char *ns, const char *key) {
 
 /* Room for one more key: the table stays at most half full. */
 static int reserve_pick(kd_export *ex) {
-    if (ex->npicks == ex->cap) {
-        size_t nc = ex->cap ? ex->cap * 2 : 1024;
-        pick *p2 = kd__realloc(ex->picks, nc * sizeof *p2);
-        if (!p2) return kd__err(KD_NOMEM, "out of memory");
-        ex->picks = p2;
-        ex->cap = nc;
-    }
+    if (kd__grow(&ex->picks, &ex->cap, ex->npicks, sizeof *ex->picks, 1024) != KD_OK) return KD_NOMEM;
     if ((ex->npicks + 1) * 2 <= ex->nslots) return KD_OK;
     if (ex->npicks >= UINT32_MAX - 1) return kd__err(KD_TOOBIG, "too many keys to export");
     size_t n = ex->nslots ? ex->nslots * 2 : 2048;
@@ -430,13 +424,7 @@ static int take_line(kd_import *im, const char *line, size_t len) {
     }
     im->lineno = im->lineno == 1 ? im->first : im->lineno + 1;
     if (len == 0) return KD_OK;
-    if (im->n == im->cap) {
-        size_t nc = im->cap ? im->cap * 2 : 64;
-        kd_entry *g2 = kd__realloc(im->g, nc * sizeof *g2);
-        if (!g2) return kd__err(KD_NOMEM, "out of memory");
-        im->g = g2;
-        im->cap = nc;
-    }
+    if (kd__grow(&im->g, &im->cap, im->n, sizeof *im->g, 64) != KD_OK) return KD_NOMEM;
     kd_entry *e = &im->g[im->n];
     memset(e, 0, sizeof *e);
     if ((rc = kd_entry_from_json(line, len, e)) != KD_OK) return with_line(rc, im->lineno);

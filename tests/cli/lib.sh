@@ -52,17 +52,19 @@ assert d["error"]["message"] and "\n" not in d["error"]["message"]' "$code"; the
 
 # ---- a `kdelta serve` in the background, for the tests of remote mode ----------------
 SERVER_PID=""
-# start_server DIR [PORT]: serves DIR (on a free port by default), waits for its address
-# file and sets URL; the server's log goes to $T_DIR/serve.log.
+# start_server DIR [PORT [SERVE_OPTIONS...]]: serves DIR (on a free port by default, 0),
+# waits for its address file and sets URL; the server's log goes to $T_DIR/serve.log.
 start_server() {
-    rm -f "$1/serve.addr"
-    "$KDELTA" --db "$1" serve --port "${2:-0}" 2>>"$T_DIR/serve.log" &
+    local dir=$1 port=${2:-0}
+    shift $(($# < 2 ? $# : 2))
+    rm -f "$dir/serve.addr"
+    "$KDELTA" --db "$dir" serve --port "$port" "$@" 2>>"$T_DIR/serve.log" &
     SERVER_PID=$!
     for _ in $(seq 1 100); do
-        [ -s "$1/serve.addr" ] && break
+        [ -s "$dir/serve.addr" ] && break
         sleep 0.1
     done
-    URL=$(cat "$1/serve.addr" 2>/dev/null)
+    URL=$(cat "$dir/serve.addr" 2>/dev/null)
     [ -n "$URL" ] || { echo "server did not start:" >&2; cat "$T_DIR/serve.log" >&2; exit 1; }
 }
 # stop_server: SIGTERM, then waits; SERVER_RC gets its exit code.

@@ -179,12 +179,8 @@ expect_rc 2
 expect_err_has 'max-db-bytes does not apply with --url'
 
 t_case "serve --max-db-bytes: the server's quota, for routed commands and HTTP"
-rm -f "$KORU_DB/serve.addr"
 used=$("$KDELTA" --json status | jget log_bytes)
-"$KDELTA" serve --port 0 --max-db-bytes $((used + 5000)) 2>>"$T_DIR/serve.log" &
-SERVER_PID=$!
-for _ in $(seq 1 100); do [ -s "$KORU_DB/serve.addr" ] && break; sleep 0.1; done
-URL=$(cat "$KORU_DB/serve.addr")
+start_server "$KORU_DB" 0 --max-db-bytes $((used + 5000))
 K set q/s1 "$(val s1)"                          # routed through the server
 expect_rc 0
 K set q/s2 "$(val s2)"

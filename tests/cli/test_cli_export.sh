@@ -135,7 +135,6 @@ expect_eq "$SERVER_RC" 0
 
 t_case "through a server: import writes what it writes locally"
 D="$T_DIR/sdst"
-"$KDELTA" --db "$D" status >/dev/null
 start_server "$D"
 K --db "$D" import "$T_DIR/all.ndjson"
 expect_rc 0
@@ -174,7 +173,6 @@ done
 size=$(stat -c %s "$T_DIR/big.ndjson")
 if [ "$size" -gt $((5 * 1024 * 1024)) ]; then ok; else bad "the big export is only $size bytes"; fi
 D2="$T_DIR/sbig"
-"$KDELTA" --db "$D2" status >/dev/null
 start_server "$D2"
 K --db "$D2" import "$T_DIR/big.ndjson"
 expect_rc 0
@@ -192,7 +190,6 @@ PY2
 "$KDELTA" --db "$T_DIR/bigbad_local" import "$T_DIR/bigbad.ndjson" 2>"$T_DIR/err.local" >/dev/null
 expect_eq "$?" 1
 expect_eq "$(grep -c 'line 2301: ' "$T_DIR/err.local")" 1
-"$KDELTA" --db "$T_DIR/bigbad_srv" status >/dev/null
 start_server "$T_DIR/bigbad_srv"
 K --db "$T_DIR/bigbad_srv" import "$T_DIR/bigbad.ndjson"
 expect_rc 1
@@ -218,11 +215,7 @@ done
 awk '{print} NR > 1 && NR % 37 == 0 {print ""}' "$T_DIR/mixed.ndjson" >"$T_DIR/mixed_blank.ndjson"
 K --db "$T_DIR/mixed_local" import "$T_DIR/mixed_blank.ndjson"
 expect_rc 0
-"$KDELTA" --db "$T_DIR/mixed_srv" status >/dev/null
-rm -f "$T_DIR/mixed_srv/serve.addr"
-"$KDELTA" --db "$T_DIR/mixed_srv" serve --port 0 --max-body 2MiB 2>>"$T_DIR/serve.log" &
-SERVER_PID=$!
-for _ in $(seq 1 100); do [ -s "$T_DIR/mixed_srv/serve.addr" ] && break; sleep 0.1; done
+start_server "$T_DIR/mixed_srv" 0 --max-body 2MiB
 K --db "$T_DIR/mixed_srv" import "$T_DIR/mixed_blank.ndjson"
 expect_rc 0
 expect_out 'Imported 2000 versions (0 already present)'
@@ -243,7 +236,6 @@ expect_eq "$("$KDELTA" --db "$S" export 2>&1 >/dev/null | wc -c)" 0
 expect_eq "$("$KDELTA" --db "$T_DIR/bar2" import "$T_DIR/all.ndjson" 2>&1 >/dev/null | wc -c)" 0
 start_server "$S"
 expect_eq "$(bar_of "'$KDELTA' --db '$S' export >/dev/null")" 1      # through the server
-"$KDELTA" --db "$T_DIR/bar3" status >/dev/null
 stop_server
 start_server "$T_DIR/bar3"
 expect_eq "$(bar_of "'$KDELTA' --db '$T_DIR/bar3' import '$T_DIR/all.ndjson' >/dev/null")" 1

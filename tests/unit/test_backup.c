@@ -17,6 +17,15 @@
 
 static char dir[256], copy[300];
 
+/* A fresh database directory and no copy yet: dir, and copy = dir + "_copy". */
+static void fresh_dirs(void) {
+    char cmd[700];
+    t_fresh_dir(dir, sizeof dir, "backup");
+    snprintf(copy, sizeof copy, "%s_copy", dir);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", copy);
+    if (system(cmd) != 0) abort();
+}
+
 typedef struct writer {
     kd_db *db;
     atomic_int stop;
@@ -79,11 +88,8 @@ static void same_history(kd_db *src, kd_db *dst, const char *ns, const char *key
 }
 
 TEST(backup_while_writing) {
-    t_fresh_dir(dir, sizeof dir, "backup");
-    snprintf(copy, sizeof copy, "%s_copy", dir);
     char cmd[700];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", copy);
-    if (system(cmd) != 0) abort();
+    fresh_dirs();
     kd_db *db = t_open(dir, KD_SYNC_NORMAL);
     /* History before: values, a checkpoint, more values, embeddings with a saved index. */
     char key[32], val[64];
@@ -212,11 +218,8 @@ static void on_progress(void *ctx, uint64_t done, uint64_t total) {
 }
 
 TEST(backup_progress) {
-    t_fresh_dir(dir, sizeof dir, "backup");
-    snprintf(copy, sizeof copy, "%s_copy", dir);
     char cmd[700];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", copy);
-    if (system(cmd) != 0) abort();
+    fresh_dirs();
     kd_db *db = t_open(dir, KD_SYNC_OFF);
     char val[2048];
     memset(val, 'x', sizeof val);
